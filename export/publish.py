@@ -1,0 +1,85 @@
+"""Ship a model version to a running Triton, or take it back, without dropping requests.
+
+publish: export -> gate -> write version N+1 -> load through the repository API -> smoke-infer N+1
+-> keep it, or retire N+1 and reload so N serves again. Triton loads the new version before it
+unloads the old one, so requests that name no version keep being answered throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from export.repository import ModelRepository, ModelSource, VersionInfo
+
+
+class PublishError(RuntimeError):
+    """The new version failed on the server; it was retired and the previous version serves again."""
+
+
+@dataclass(frozen=True)
+class ModelState:
+    name: str
+    version: int
+    state: str
+    reason: str
+
+
+def server_states(client: httpclient.InferenceServerClient) -> list[ModelState]:
+    return [
+        ModelState(m["name"], int(m.get("version") or 0), m.get("state", "UNKNOWN"), m.get("reason", ""))
+        for m in client.get_model_repository_index()
+        if m.get("version")
+    ]
+
+
+def ready_versions(client: httpclient.InferenceServerClient, name: str) -> list[int]:
+    return sorted(s.version for s in server_states(client) if s.name == name and s.state == "READY")
+
+
+def smoke_infer(client: httpclient.InferenceServerClient, name: str, version: int, inputs: dict) -> dict:
+    tensors = []
+    for key, array in inputs.items():
+        tensor = httpclient.InferInput(key, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    result = client.infer(name, tensors, model_version=str(version))
+    outputs = {o["name"]: result.as_numpy(o["name"]) for o in result.get_response()["outputs"]}
+    for key, array in outputs.items():
+        if array.size == 0 or not np.isfinite(array).all():
+            raise PublishError(f"{name} v{version}: smoke output {key!r} is empty or not finite")
+    return outputs
+
+
+def publish(repository: ModelRepository, source: ModelSource, client: httpclient.InferenceServerClient,
+            progress=None) -> VersionInfo:
+    """Build, gate, load and smoke-test a new version. ParityError: nothing written. PublishError: rolled back."""
+    previous = repository.latest(source.name)
+    new = repository.add_version(source, progress)  # raises before writing anything if the gate refuses
+    try:
+        client.load_model(source.name)
+        if new.version not in ready_versions(client, source.name):
+            raise PublishError(f"{source.name} v{new.version} did not become READY")
+        smoke_infer(client, source.name, new.version, source.smoke_inputs())
+    except (InferenceServerException, PublishError) as error:
+        retired = repository.retire(source.name, new.version)
+        if previous is not None:
+            client.load_model(source.name)
+        raise PublishError(
+            f"{source.name} v{new.version} failed on the server and was rolled back to v{previous} "
+            f"(files kept in {retired}): {error}"
+        ) from error
+    return new
+
+
+def rollback(repository: ModelRepository, name: str, client: httpclient.InferenceServerClient) -> int:
+    """Retire the newest version and serve the one before it; returns the version now serving."""
+    versions = repository.versions(name)
+    if len(versions) < 2:
+        raise PublishError(f"{name} has {len(versions)} version(s) on disk; nothing to roll back to")
+    repository.retire(name, versions[-1])
+    client.load_model(name)
+    return versions[-2]

@@ -1,0 +1,91 @@
+"""The two kinds of model source: a PyTorch module exported through the contract, and a prebuilt ONNX file."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from export import tensorrt
+from export.contract import Exportable, check_parity, export_onnx
+from export.repository import ModelSource
+
+SEED = 20261129
+
+
+class TorchExport(ModelSource):
+    """PyTorch -> ONNX (dynamic axes) -> parity gate; on a GPU with TensorRT also an FP16 plan + its gate."""
+
+    def __init__(self, model: Exportable, smoke: Callable[[], dict], build_tensorrt: bool = True):
+        self.model = model
+        self.name = model.name
+        self._smoke = smoke
+        self.build_tensorrt = build_tensorrt
+
+    def fingerprint(self) -> str:
+        return self.model.fingerprint()
+
+    def build(self, directory: Path, progress) -> dict:
+        rng = np.random.default_rng(SEED)
+        onnx_path = directory / "model.onnx"
+        export_onnx(self.model, onnx_path, rng)
+        gate = {"onnx": check_parity(self.model, onnx_path, np.random.default_rng(SEED), progress).as_dict()}
+        if self.build_tensorrt:
+            plan = tensorrt.build_plan(self.model, onnx_path, directory / "model.plan", progress)
+            gate["tensorrt"] = plan.as_dict() if plan else {"skipped": tensorrt.unavailable_reason()}
+        return gate
+
+    def smoke_inputs(self) -> dict:
+        return self._smoke()
+
+
+class PrebuiltOnnx(ModelSource):
+    """An ONNX model shipped in pieces inside PyPI packages: concatenated in order, SHA-256 checked, smoke-run."""
+
+    def __init__(self, name: str, parts: Callable[[], Sequence[Path]], sha256: Callable[[], str],
+                 smoke: Callable[[], dict], output_names: Sequence[str]):
+        self.name = name
+        self._parts = parts
+        self._sha256 = sha256
+        self._smoke = smoke
+        self.output_names = list(output_names)
+
+    def fingerprint(self) -> str:
+        # The published digest identifies the assembled weights; the runner is versioned with them.
+        from export.repository import RUNNER
+
+        return hashlib.sha256((self._sha256() + hashlib.sha256(RUNNER.read_bytes()).hexdigest()).encode()).hexdigest()
+
+    def build(self, directory: Path, progress) -> dict:
+        import onnxruntime as ort
+
+        expected = self._sha256()
+        digest = hashlib.sha256()
+        parts = list(self._parts())
+        target = directory / "model.onnx"
+        with open(target, "wb") as out:
+            for part in progress(parts, desc=f"{self.name}: assemble") if progress else parts:
+                data = Path(part).read_bytes()
+                digest.update(data)
+                out.write(data)
+        if digest.hexdigest() != expected:
+            raise ValueError(
+                f"{self.name}: assembled model has SHA-256 {digest.hexdigest()}, expected {expected}; "
+                "the model packages are corrupt or mismatched: reinstall them (`make setup`)"
+            )
+        session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        outputs = session.run(self.output_names, self.smoke_inputs())
+        if not all(np.isfinite(o).all() and o.size for o in outputs):
+            raise ValueError(f"{self.name}: smoke inference returned empty or non-finite output")
+        return {"sha256": expected, "smoke_output_shapes": [list(o.shape) for o in outputs]}
+
+    def smoke_inputs(self) -> dict:
+        return self._smoke()
+
+
+def parts_of(packages: Iterable[str], filename: str) -> list[Path]:
+    from importlib import resources
+
+    return [Path(str(resources.files(package) / filename)) for package in packages]

@@ -1,0 +1,141 @@
+"""The one source of truth for every model Triton serves.
+
+Each `ModelSpec` describes a model's tensors, batching and instances once; `export.configs`
+renders it through one template into both flavours of `config.pbtxt`:
+
+* ``cpu`` (``<model>/config.pbtxt``): the bundled Triton from the ``nvidia-pytriton`` wheel, which has
+  only the python backend, so ONNX models run in `export/onnx_backend.py` on onnxruntime;
+* ``gpu`` (``<model>/configs/gpu.pbtxt``, selected with ``tritonserver --model-config-name=gpu``): the
+  stock NGC image, where ONNX models use the native ``onnxruntime`` backend (TensorRT accelerated) or a
+  ``tensorrt_plan`` when `export` built one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["onnx", "python", "ensemble"]
+Flavour = Literal["cpu", "gpu"]
+FLAVOURS: tuple[Flavour, ...] = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # Triton type without the TYPE_ prefix: FP32, INT64, ...
+    dims: tuple[int, ...]  # without the batch dimension when max_batch_size > 0
+
+    @property
+    def numpy_dtype(self) -> str:
+        return {"FP32": "float32", "FP16": "float16", "INT64": "int64", "INT32": "int32"}[self.dtype]
+
+
+@dataclass(frozen=True)
+class EnsembleStep:
+    model: str
+    inputs: dict[str, str]  # model input name -> ensemble tensor name
+    outputs: dict[str, str]  # model output name -> ensemble tensor name
+
+
+@dataclass(frozen=True)
+class DynamicBatching:
+    preferred_batch_sizes: tuple[int, ...]
+    max_queue_delay_us: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: Kind
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_batch_size: int = 0
+    dynamic_batching: DynamicBatching | None = None
+    cpu_instances: int = 1
+    gpu_instances: int = 1
+    # onnxruntime intra-op threads per CPU instance (python-backend runner only).
+    cpu_threads: int = 1
+    steps: tuple[EnsembleStep, ...] = ()
+    description: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_weights(self) -> bool:
+        """Models whose numbered versions are built by `export` rather than committed."""
+        return self.kind == "onnx"
+
+
+SPEAKER_ENCODER = ModelSpec(
+    name="speaker_encoder",
+    kind="onnx",
+    description="resemblyzer GE2E (3xLSTM-256): mel partials [B,T,40] -> L2-normalised d-vectors [B,256]",
+    inputs=(TensorSpec("mel", "FP32", (-1, 40)),),
+    outputs=(TensorSpec("embedding", "FP32", (256,)),),
+    # One utterance sends all its partials as one batch (60 s of speech is ~78 partials).
+    max_batch_size=128,
+    dynamic_batching=DynamicBatching(preferred_batch_sizes=(32, 64), max_queue_delay_us=20_000),
+    cpu_instances=1,
+    cpu_threads=2,
+)
+
+MEL_FRONTEND = ModelSpec(
+    name="mel_frontend",
+    kind="python",
+    description="16 kHz waveform -> volume-normalised 40-band mel partials [P,160,40] (resemblyzer front end)",
+    inputs=(TensorSpec("waveform", "FP32", (-1,)),),
+    outputs=(TensorSpec("partials", "FP32", (-1, 160, 40)),),
+    cpu_instances=1,
+)
+
+EMBEDDING_POOLING = ModelSpec(
+    name="embedding_pooling",
+    kind="python",
+    description="partial d-vectors [P,256] -> L2-normalised mean utterance embedding [256]",
+    inputs=(TensorSpec("partial_embeddings", "FP32", (-1, 256)),),
+    outputs=(TensorSpec("embedding", "FP32", (256,)),),
+    cpu_instances=1,
+)
+
+VOICE_EMBEDDING = ModelSpec(
+    name="voice_embedding",
+    kind="ensemble",
+    description="16 kHz waveform -> utterance embedding, as resemblyzer.VoiceEncoder.embed_utterance",
+    inputs=(TensorSpec("waveform", "FP32", (-1,)),),
+    outputs=(TensorSpec("embedding", "FP32", (256,)),),
+    steps=(
+        EnsembleStep("mel_frontend", {"waveform": "waveform"}, {"partials": "partials"}),
+        EnsembleStep("speaker_encoder", {"mel": "partials"}, {"embedding": "partial_embeddings"}),
+        EnsembleStep("embedding_pooling", {"partial_embeddings": "partial_embeddings"}, {"embedding": "embedding"}),
+    ),
+)
+
+SYNTHESIZER = ModelSpec(
+    name="synthesizer",
+    kind="onnx",
+    description="Kokoro-82M int8: phoneme ids [1,T] + style [1,256] + speed [1] -> 24 kHz waveform [N]",
+    inputs=(
+        TensorSpec("tokens", "INT64", (1, -1)),
+        TensorSpec("style", "FP32", (1, 256)),
+        TensorSpec("speed", "FP32", (1,)),
+    ),
+    outputs=(TensorSpec("audio", "FP32", (-1,)),),
+    # The ONNX graph is fixed at batch 1: concurrency comes from parallel instances instead.
+    max_batch_size=0,
+    cpu_instances=2,
+    gpu_instances=2,
+    cpu_threads=1,
+)
+
+SPECS: dict[str, ModelSpec] = {
+    spec.name: spec for spec in (SPEAKER_ENCODER, MEL_FRONTEND, EMBEDDING_POOLING, VOICE_EMBEDDING, SYNTHESIZER)
+}
+# What a client asks for; loading an ensemble loads its composing models too.
+ENTRY_MODELS: tuple[str, ...] = ("voice_embedding", "synthesizer")
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(SPECS))}") from None

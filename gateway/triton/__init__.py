@@ -1,0 +1,1 @@
+"""Everything that talks to Triton: the bundled-server launcher and model-repository control."""
