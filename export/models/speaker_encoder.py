@@ -44,8 +44,8 @@ class SpeakerEncoderExport(Exportable):
             yield f"random B={batch} T={frames}", (rng.gamma(0.5, 2.0, (batch, frames, 40)).astype(np.float32),)
 
     def real_inputs(self) -> Iterable[tuple[str, Inputs]]:
-        from resemblyzer import audio
         import soundfile
+        from resemblyzer import VoiceEncoder, audio
 
         files = sorted(self.data_dir.glob("*.flac"))[:REAL_UTTERANCES]
         if len(files) < REAL_UTTERANCES:
@@ -58,7 +58,7 @@ class SpeakerEncoderExport(Exportable):
             if rate != 16_000:
                 raise ValueError(f"{path} is {rate} Hz; the parity set must be 16 kHz")
             wav = audio.normalize_volume(wav, -30, increase_only=True)
-            _, mel_slices = self.module().compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)
+            _, mel_slices = VoiceEncoder.compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)
             mel = audio.wav_to_mel_spectrogram(wav)
             usable = [s for s in mel_slices if s.stop <= len(mel)]
             yield f"real {path.stem}", (np.stack([mel[s] for s in usable]),)

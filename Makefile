@@ -1,0 +1,58 @@
+# UniVoice: `make setup` once, then `make run` / `make test`. Every target is safe to re-run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UNIVOICE := $(BIN)/univoice
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# libpython3.11: the Triton python-backend stub embeds it. espeak-ng: text -> phonemes for synthesis.
+APT_PACKAGES := libpython3.11 espeak-ng libsndfile1
+
+.PHONY: help setup system-packages models export run triton test bench clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: system-packages $(VENV)/.installed models  ## install system packages, the venv and the models
+
+system-packages:  ## apt packages the stack needs (skipped when present)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "UniVoice needs Python 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel on local disk (an unpinned torch pulls a multi-GB CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[export,dev]'
+	touch $@
+
+models: $(VENV)/.installed  ## materialise model_repository/ (configs + weights; no-op when current)
+	$(UNIVOICE) models build
+
+export: $(VENV)/.installed  ## export a new version of every model with weights (ONNX + parity gate)
+	$(UNIVOICE) models export
+
+run: models  ## start the stack on the embedded defaults (bundled Triton on 127.0.0.1:8000/8001/8002)
+	$(UNIVOICE) triton
+
+test: models  ## the test suite (starts one real tritonserver for the session)
+	$(BIN)/pytest
+
+bench: models  ## Triton batching benchmark -> benchmarks/results/
+	$(BIN)/python -m benchmarks.embedding_throughput
+
+clean:  ## remove built model versions, retired versions and caches (keeps the venv)
+	rm -rf model_repository/speaker_encoder/[0-9]* model_repository/synthesizer/[0-9]* \
+	       model_repository/.retired model_repository/.staging .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean  ## clean, and remove the venv
+	rm -rf $(VENV)

@@ -1,0 +1,78 @@
+"""Shared fixtures. One real `tritonserver` serves the whole test session, on a copy of the repository
+(weights hard-linked) so that publish/rollback tests never touch the working tree's versions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from export.repository import ModelRepository
+from export.specs import ENTRY_MODELS
+from gateway.settings import get_settings
+from gateway.triton.launcher import TritonServer
+
+SMALL_FILE = 1 << 20
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = get_settings().data_dir
+    if not any(path.glob("*.flac")):
+        pytest.fail(f"no LibriSpeech FLAC files in {path}; set UNIVOICE_DATA_DIR to ../shared/data/...")
+    return path
+
+
+@pytest.fixture(scope="session")
+def utterances(data_dir) -> list[tuple[str, np.ndarray]]:
+    """The first eight real 16 kHz utterances, as (speaker id, waveform)."""
+    out = []
+    for path in sorted(data_dir.glob("*.flac"))[:8]:
+        wav, rate = soundfile.read(path, dtype="float32")
+        assert rate == 16_000
+        out.append((path.stem.split("-")[0], wav))
+    return out
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    if os.path.getsize(src) > SMALL_FILE:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another filesystem: fall back to a copy
+            pass
+    shutil.copy2(src, dst)
+
+
+@dataclass
+class TritonFixture:
+    server: TritonServer
+    repository: ModelRepository
+
+    def http(self):
+        import tritonclient.http as httpclient
+
+        return httpclient.InferenceServerClient(self.server.http_url, network_timeout=300.0)
+
+    def grpc(self):
+        import tritonclient.grpc as grpcclient
+
+        return grpcclient.InferenceServerClient(self.server.grpc_url)
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory) -> TritonFixture:
+    source = get_settings().model_repository
+    if ModelRepository(source).latest("speaker_encoder") is None:
+        pytest.fail("model_repository/ is not materialised: run `make models`")
+    root = tmp_path_factory.mktemp("triton") / "model_repository"
+    shutil.copytree(source, root, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".retired", ".staging"))
+    server = TritonServer(repository=root, log_path=root.parent / "tritonserver.log")
+    with server:
+        server.load(ENTRY_MODELS)
+        yield TritonFixture(server, ModelRepository(root))

