@@ -135,14 +135,14 @@ def configs_(repository: Path | None = RepositoryOption,
     if check:
         stale = configs.stale(root)
         for path in stale:
-            console.print(f"[red]stale:[/] {path}")
+            console.print(f"[red]stale:[/] {path.relative_to(root)}")
         if stale:
             console.print("Run `univoice models configs` and commit the result.")
             raise typer.Exit(1)
         console.print("all configs match export/specs.py")
         return
     for path in configs.write_all(root):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path.relative_to(root)}")
 
 
 def _add(repo: ModelRepository, source):

@@ -9,6 +9,7 @@ Retired versions move to ``.retired/`` (outside Triton's view), never deleted.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -107,6 +108,14 @@ class ModelRepository:
             with_parent = self.root / ".staging"
             if with_parent.exists() and not any(with_parent.iterdir()):
                 with_parent.rmdir()
+
+    def python_module(self, name: str, version: int = 1):
+        """Import a committed python-backend model's code (its helpers are plain numpy functions)."""
+        path = self.root / name / str(version) / "model.py"
+        spec = importlib.util.spec_from_file_location(f"{name}_v{version}_model", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
 
     def retire(self, name: str, version: int) -> Path:
         """Move a version out of Triton's view, keeping its files under .retired/<model>/<version>-<time>."""

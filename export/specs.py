@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["onnx", "python", "ensemble"]
+Kind = Literal["onnx", "python"]
 Flavour = Literal["cpu", "gpu"]
 FLAVOURS: tuple[Flavour, ...] = ("cpu", "gpu")
 
@@ -25,17 +25,11 @@ class TensorSpec:
     name: str
     dtype: str  # Triton type without the TYPE_ prefix: FP32, INT64, ...
     dims: tuple[int, ...]  # without the batch dimension when max_batch_size > 0
+    ragged: bool = False  # requests of different lengths may share one batch (python models only)
 
     @property
     def numpy_dtype(self) -> str:
         return {"FP32": "float32", "FP16": "float16", "INT64": "int64", "INT32": "int32"}[self.dtype]
-
-
-@dataclass(frozen=True)
-class EnsembleStep:
-    model: str
-    inputs: dict[str, str]  # model input name -> ensemble tensor name
-    outputs: dict[str, str]  # model output name -> ensemble tensor name
 
 
 @dataclass(frozen=True)
@@ -56,14 +50,8 @@ class ModelSpec:
     gpu_instances: int = 1
     # onnxruntime intra-op threads per CPU instance (python-backend runner only).
     cpu_threads: int = 1
-    steps: tuple[EnsembleStep, ...] = ()
     description: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def has_weights(self) -> bool:
-        """Models whose numbered versions are built by `export` rather than committed."""
-        return self.kind == "onnx"
 
 
 SPEAKER_ENCODER = ModelSpec(
@@ -74,40 +62,20 @@ SPEAKER_ENCODER = ModelSpec(
     outputs=(TensorSpec("embedding", "FP32", (256,)),),
     # One utterance sends all its partials as one batch (60 s of speech is ~78 partials).
     max_batch_size=128,
-    dynamic_batching=DynamicBatching(preferred_batch_sizes=(32, 64), max_queue_delay_us=20_000),
+    dynamic_batching=DynamicBatching(preferred_batch_sizes=(32, 64), max_queue_delay_us=5_000),
     cpu_instances=1,
     cpu_threads=2,
 )
 
-MEL_FRONTEND = ModelSpec(
-    name="mel_frontend",
-    kind="python",
-    description="16 kHz waveform -> volume-normalised 40-band mel partials [P,160,40] (resemblyzer front end)",
-    inputs=(TensorSpec("waveform", "FP32", (-1,)),),
-    outputs=(TensorSpec("partials", "FP32", (-1, 160, 40)),),
-    cpu_instances=1,
-)
-
-EMBEDDING_POOLING = ModelSpec(
-    name="embedding_pooling",
-    kind="python",
-    description="partial d-vectors [P,256] -> L2-normalised mean utterance embedding [256]",
-    inputs=(TensorSpec("partial_embeddings", "FP32", (-1, 256)),),
-    outputs=(TensorSpec("embedding", "FP32", (256,)),),
-    cpu_instances=1,
-)
-
 VOICE_EMBEDDING = ModelSpec(
     name="voice_embedding",
-    kind="ensemble",
-    description="16 kHz waveform -> utterance embedding, as resemblyzer.VoiceEncoder.embed_utterance",
-    inputs=(TensorSpec("waveform", "FP32", (-1,)),),
+    kind="python",
+    description="16 kHz waveforms [B,N] -> utterance embeddings [B,256] (resemblyzer embed_utterance; BLS)",
+    inputs=(TensorSpec("waveform", "FP32", (-1,), ragged=True),),
     outputs=(TensorSpec("embedding", "FP32", (256,)),),
-    steps=(
-        EnsembleStep("mel_frontend", {"waveform": "waveform"}, {"partials": "partials"}),
-        EnsembleStep("speaker_encoder", {"mel": "partials"}, {"embedding": "partial_embeddings"}),
-        EnsembleStep("embedding_pooling", {"partial_embeddings": "partial_embeddings"}, {"embedding": "embedding"}),
-    ),
+    max_batch_size=64,
+    dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32), max_queue_delay_us=2_000),
+    cpu_instances=1,
 )
 
 SYNTHESIZER = ModelSpec(
@@ -128,10 +96,10 @@ SYNTHESIZER = ModelSpec(
 )
 
 SPECS: dict[str, ModelSpec] = {
-    spec.name: spec for spec in (SPEAKER_ENCODER, MEL_FRONTEND, EMBEDDING_POOLING, VOICE_EMBEDDING, SYNTHESIZER)
+    spec.name: spec for spec in (SPEAKER_ENCODER, VOICE_EMBEDDING, SYNTHESIZER)
 }
-# What a client asks for; loading an ensemble loads its composing models too.
-ENTRY_MODELS: tuple[str, ...] = ("voice_embedding", "synthesizer")
+# Load order: voice_embedding calls speaker_encoder through BLS.
+SERVED_MODELS: tuple[str, ...] = ("speaker_encoder", "voice_embedding", "synthesizer")
 
 
 def spec(name: str) -> ModelSpec:

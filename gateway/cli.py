@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from export.cli import app as models_app
-from export.specs import ENTRY_MODELS
+from export.specs import SERVED_MODELS
 from gateway.settings import get_settings
 
 app = typer.Typer(help="UniVoice: real-time voice translation in the speaker's own voice.", no_args_is_help=True)
@@ -40,13 +40,13 @@ def triton(
     started = time.monotonic()
     try:
         server.start()
-        server.load(ENTRY_MODELS)
+        server.load(SERVED_MODELS)
     except (TritonStartError, TritonModelError) as error:
         server.stop()
         console.print(f"[red]{error}[/]")
         console.print("Is the repository materialised? Run `make models`.")
         raise typer.Exit(1) from None
-    console.print(f"[green]Triton ready in {time.monotonic() - started:.1f} s[/] with models: {', '.join(ENTRY_MODELS)} (+ ensemble steps)")
+    console.print(f"[green]Triton ready in {time.monotonic() - started:.1f} s[/] with models: {', '.join(SERVED_MODELS)}")
     console.print(f"  HTTP     http://{server.http_url}   (e.g. curl http://{server.http_url}/v2/models/voice_embedding)")
     console.print(f"  gRPC     {server.grpc_url}")
     console.print(f"  metrics  {server.metrics_url}")

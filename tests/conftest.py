@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from export.repository import ModelRepository
-from export.specs import ENTRY_MODELS
+from export.specs import SERVED_MODELS
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer
 
@@ -74,5 +74,5 @@ def triton(tmp_path_factory) -> TritonFixture:
     shutil.copytree(source, root, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".retired", ".staging"))
     server = TritonServer(repository=root, log_path=root.parent / "tritonserver.log")
     with server:
-        server.load(ENTRY_MODELS)
+        server.load(SERVED_MODELS)
         yield TritonFixture(server, ModelRepository(root))

@@ -22,7 +22,9 @@ def _input(module, name, array):
 
 
 def embed(client, wav):
-    return client.infer("voice_embedding", [_input(httpclient, "waveform", wav)]).as_numpy("embedding")
+    """One utterance: a [1, N] request -> its [256] embedding."""
+    request = [_input(httpclient, "waveform", wav[None, :])]
+    return client.infer("voice_embedding", request).as_numpy("embedding")[0]
 
 
 def test_voice_embedding_matches_resemblyzer_on_real_speech(triton, utterances):
@@ -44,6 +46,15 @@ def test_voice_embedding_tells_speakers_apart(triton, utterances):
     seconds = [embed(client, wav[len(wav) // 2 :]) for _, wav in utterances[:5]]
     scores = np.array([[a @ b for b in seconds] for a in firsts])
     assert (scores.argmax(axis=1) == np.arange(5)).all(), scores.round(3)
+
+
+def test_one_request_may_carry_several_equal_length_utterances(triton, utterances):
+    client = triton.http()
+    clips = np.stack([wav[: 3 * 16_000] for _, wav in utterances[:3]])
+    batched = client.infer("voice_embedding", [_input(httpclient, "waveform", clips)]).as_numpy("embedding")
+    assert batched.shape == (3, 256)
+    for row, clip in zip(batched, clips):
+        np.testing.assert_allclose(row, embed(client, clip), atol=1e-5)
 
 
 def test_speaker_encoder_returns_unit_vectors_per_partial_over_grpc(triton):
@@ -93,34 +104,38 @@ def test_synthesizer_runs_concurrent_requests_on_parallel_instances(triton):
     assert stats[0]["inference_count"] >= 4
 
 
-def test_dynamic_batching_merges_concurrent_speaker_encoder_requests(triton, utterances):
-    """Under 48 concurrent clients, Triton runs the encoder fewer times than it answers partials."""
+def test_dynamic_batching_merges_concurrent_requests(triton, utterances):
+    """Under 48 concurrent clients of different lengths, Triton runs each model fewer times than it answers."""
     client = triton.grpc()
 
-    def counts():
-        stats = client.get_inference_statistics("speaker_encoder", as_json=True)["model_stats"][0]
+    def counts(model):
+        stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
         return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
 
-    before = counts()
-    wav = utterances[0][1][: 16_000 * 2]
+    models = ("voice_embedding", "speaker_encoder")
+    before = {m: counts(m) for m in models}
+    clips = [wav[: 16_000 * 2 + 800 * i] for i, (_, wav) in enumerate(utterances[:4])]
     with ThreadPoolExecutor(48) as pool:
-        results = list(pool.map(lambda _: embed(triton.http(), wav), range(96)))
-    after = counts()
-    inferences, executions = after[0] - before[0], after[1] - before[1]
-    assert all(np.allclose(r, results[0], atol=1e-5) for r in results)
-    assert inferences >= 96
-    assert executions < inferences / 2, (inferences, executions)
+        results = list(pool.map(lambda i: embed(triton.http(), clips[i % 4]), range(96)))
+    for i, result in enumerate(results):
+        np.testing.assert_allclose(result, results[i % 4], atol=1e-5)
+    for model in models:
+        inferences = counts(model)[0] - before[model][0]
+        executions = counts(model)[1] - before[model][1]
+        assert inferences >= 96, model
+        assert executions < inferences / 2, (model, inferences, executions)
 
 
 @pytest.mark.parametrize(
     ("waveform", "message"),
     [
         (np.zeros(0, np.float32), "at least"),
+        (np.zeros(100, np.float32) + 0.1, "at least"),
         (np.zeros(16_000, np.float32), "silence"),
         (np.full(16_000, np.nan, np.float32), "NaN"),
         (np.ones(91 * 16_000, np.float32) * 0.1, "at most"),
     ],
-    ids=["empty", "digital-silence", "nan", "too-long"],
+    ids=["empty", "too-short", "digital-silence", "nan", "too-long"],
 )
 def test_voice_embedding_rejects_bad_audio_with_a_clear_message(triton, waveform, message):
     with pytest.raises(InferenceServerException, match=message):
@@ -129,7 +144,13 @@ def test_voice_embedding_rejects_bad_audio_with_a_clear_message(triton, waveform
 
 def test_wrong_dtype_is_refused_by_name(triton):
     with pytest.raises(InferenceServerException, match="(?i)data-type|datatype|FP32"):
-        triton.http().infer("voice_embedding", [_input(httpclient, "waveform", np.ones(16_000, np.int32))])
+        triton.http().infer("voice_embedding", [_input(httpclient, "waveform", np.ones((1, 16_000), np.int32))])
+
+
+def test_waveform_without_batch_dimension_is_refused(triton):
+    """[N] instead of [1, N]: Triton reads N as the batch size and refuses it."""
+    with pytest.raises(InferenceServerException, match="batch-size must be <= 64"):
+        triton.http().infer("voice_embedding", [_input(httpclient, "waveform", np.ones(16_000, np.float32))])
 
 
 def test_wrong_shape_is_refused(triton):

@@ -30,12 +30,12 @@ class Traffic:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        tensor = httpclient.InferInput("waveform", [len(self.wav)], "FP32")
-        tensor.set_data_from_numpy(self.wav)
+        tensor = httpclient.InferInput("waveform", [1, len(self.wav)], "FP32")
+        tensor.set_data_from_numpy(self.wav[None, :])
         while not self._stop.is_set():
             try:
                 out = self.client.infer("voice_embedding", [tensor]).as_numpy("embedding")
-                assert out.shape == (256,)
+                assert out.shape == (1, 256)
                 self.successes += 1
             except Exception as error:  # recorded, asserted on below
                 self.failures.append(repr(error))
