@@ -55,15 +55,17 @@ def _digest(path):
 
 def test_publish_new_version_then_roll_back_without_failed_requests(triton, utterances):
     repo, client = triton.repository, triton.http()
-    assert repo.versions("speaker_encoder") == [1]
+    before = repo.versions("speaker_encoder")
+    serving = before[-1]
+    assert ready_versions(client, "speaker_encoder") == [serving]
     with Traffic(triton, utterances[1][1][: 3 * 16_000]) as traffic:
         info = publish(repo, speaker_encoder_source(), client)
-        assert info.version == 2
+        assert info.version == serving + 1
         assert info.manifest["gate"]["onnx"]["max_abs_error"] <= 1e-4
-        assert ready_versions(client, "speaker_encoder") == [2]
-        assert rollback(repo, "speaker_encoder", client) == 1
-        assert ready_versions(client, "speaker_encoder") == [1]
-    assert repo.versions("speaker_encoder") == [1]
+        assert ready_versions(client, "speaker_encoder") == [serving + 1]
+        assert rollback(repo, "speaker_encoder", client) == serving
+        assert ready_versions(client, "speaker_encoder") == [serving]
+    assert repo.versions("speaker_encoder") == before
     assert traffic.failures == []
     assert traffic.successes > 5
 
@@ -87,14 +89,15 @@ class BrokenSpeakerEncoder(SpeakerEncoderExport):
 
 def test_export_violating_tolerance_is_refused_and_serving_version_untouched(triton, utterances):
     repo, client = triton.repository, triton.http()
-    served = repo.info("speaker_encoder", 1).path / "model.onnx"
+    versions = repo.versions("speaker_encoder")
+    served = repo.info("speaker_encoder", versions[-1]).path / "model.onnx"
     before = _digest(served)
     with pytest.raises(ParityError, match="refused.*tolerance"):
         publish(repo, TorchExport(BrokenSpeakerEncoder(), smoke_inputs), client)
-    assert repo.versions("speaker_encoder") == [1]
+    assert repo.versions("speaker_encoder") == versions
     assert not (repo.root / ".staging").exists()
     assert _digest(served) == before
-    assert ready_versions(client, "speaker_encoder") == [1]
+    assert ready_versions(client, "speaker_encoder") == [versions[-1]]
 
 
 class RenamedInputEncoder(SpeakerEncoderExport):
@@ -106,11 +109,12 @@ class RenamedInputEncoder(SpeakerEncoderExport):
 
 def test_version_that_fails_on_the_server_is_rolled_back(triton, utterances):
     repo, client = triton.repository, triton.http()
+    versions = repo.versions("speaker_encoder")
     with Traffic(triton, utterances[2][1][: 3 * 16_000]) as traffic:
-        with pytest.raises(PublishError, match="rolled back to v1"):
+        with pytest.raises(PublishError, match=f"rolled back to v{versions[-1]}"):
             publish(repo, TorchExport(RenamedInputEncoder(), smoke_inputs), client)
-        assert ready_versions(client, "speaker_encoder") == [1]
-    assert repo.versions("speaker_encoder") == [1]
+        assert ready_versions(client, "speaker_encoder") == [versions[-1]]
+    assert repo.versions("speaker_encoder") == versions
     assert any((repo.root / ".retired" / "speaker_encoder").iterdir())
     assert traffic.failures == []
     mel = np.random.default_rng(3).gamma(0.5, 2.0, (1, 160, 40)).astype(np.float32)
