@@ -34,8 +34,8 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class DynamicBatching:
-    preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
+    preferred_batch_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ SPEAKER_ENCODER = ModelSpec(
     outputs=(TensorSpec("embedding", "FP32", (256,)),),
     # One utterance sends all its partials as one batch (60 s of speech is ~78 partials).
     max_batch_size=128,
-    dynamic_batching=DynamicBatching(preferred_batch_sizes=(32, 64), max_queue_delay_us=5_000),
+    # Callers (voice_embedding's BLS) already send whole batches: merge what is queued, never wait.
+    dynamic_batching=DynamicBatching(max_queue_delay_us=0),
     cpu_instances=1,
     cpu_threads=2,
 )
@@ -74,7 +75,8 @@ VOICE_EMBEDDING = ModelSpec(
     inputs=(TensorSpec("waveform", "FP32", (-1,), ragged=True),),
     outputs=(TensorSpec("embedding", "FP32", (256,)),),
     max_batch_size=64,
-    dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32), max_queue_delay_us=2_000),
+    # Wait at most 1 ms for other utterances: one python round trip then serves them all.
+    dynamic_batching=DynamicBatching(max_queue_delay_us=1_000),
     cpu_instances=1,
 )
 

@@ -1,0 +1,1 @@
+"""Model training (speaker-conditioned voice conversion lands here; see training/README.md)."""
