@@ -9,6 +9,7 @@ Retired versions move to ``.retired/`` (outside Triton's view), never deleted.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -77,10 +78,18 @@ class ModelRepository:
         info = self.info(source.name, latest)
         files = info.manifest.get("files", {})
         return (
-            info.manifest.get("fingerprint") == source.fingerprint()
+            info.manifest.get("fingerprint") == self.fingerprint(source)
             and bool(files)
             and all((info.path / f).exists() and (info.path / f).stat().st_size == size for f, size in files.items())
         )
+
+    @staticmethod
+    def fingerprint(source: ModelSource) -> str:
+        """The source's fingerprint, plus the python-backend runner that ships inside ONNX versions."""
+        if SPECS[source.name].kind != "onnx":
+            return source.fingerprint()
+        runner = hashlib.sha256(RUNNER.read_bytes()).hexdigest()
+        return hashlib.sha256(f"{source.fingerprint()}:{runner}".encode()).hexdigest()
 
     def add_version(self, source: ModelSource, progress=None) -> VersionInfo:
         """Build, gate and publish-on-disk version N+1. On any failure nothing under <model>/ changes."""
@@ -93,7 +102,7 @@ class ModelRepository:
                 shutil.copy2(RUNNER, staging / "model.py")
             manifest = {
                 "model": source.name,
-                "fingerprint": source.fingerprint(),
+                "fingerprint": self.fingerprint(source),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "gate": gate,
                 "files": {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()},

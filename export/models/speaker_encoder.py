@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,7 +16,9 @@ REAL_UTTERANCES = 5
 
 
 def _checkpoint() -> Path:
-    import resemblyzer
+    with warnings.catch_warnings():  # webrtcvad (a resemblyzer dependency) imports pkg_resources
+        warnings.simplefilter("ignore")
+        import resemblyzer
 
     return Path(resemblyzer.__file__).with_name("pretrained.pt")
 
