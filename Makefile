@@ -40,8 +40,8 @@ models: $(VENV)/.installed  ## materialise model_repository/ (configs + weights;
 export: $(VENV)/.installed  ## export a new version of every model with weights (ONNX + parity gate)
 	$(UNIVOICE) models export
 
-run: models  ## start the stack on the embedded defaults (bundled Triton on 127.0.0.1:8000/8001/8002)
-	$(UNIVOICE) triton
+run: models  ## the whole stack on embedded defaults: gateway :8080 + bundled Triton :8000-8002, SQLite, local files
+	$(UNIVOICE) serve
 
 test: models  ## the test suite (starts one real tritonserver for the session)
 	$(BIN)/pytest

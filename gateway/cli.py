@@ -19,14 +19,9 @@ app.add_typer(models_app, name="models")
 console = Console()
 
 
-@app.command()
-def triton(
-    gpu: bool = typer.Option(False, help="Use the GPU configs (configs/gpu.pbtxt); needs the NGC Triton build."),
-) -> None:
-    """Start the bundled Triton on loopback with every model loaded, and keep it running until Ctrl-C."""
+def _start_triton(gpu: bool):
     from gateway.triton.launcher import TritonModelError, TritonServer, TritonStartError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     server = TritonServer(
         repository=settings.model_repository,
@@ -44,13 +39,25 @@ def triton(
     except (TritonStartError, TritonModelError) as error:
         server.stop()
         console.print(f"[red]{error}[/]")
-        console.print("Is the repository materialised? Run `make models`.")
+        console.print("Is the repository materialised? Run `make models`. Is port "
+                      f"{settings.triton_http_port} free? (UNIVOICE_TRITON_HTTP_PORT changes it)")
         raise typer.Exit(1) from None
     console.print(f"[green]Triton ready in {time.monotonic() - started:.1f} s[/] with models: {', '.join(SERVED_MODELS)}")
-    console.print(f"  HTTP     http://{server.http_url}   (e.g. curl http://{server.http_url}/v2/models/voice_embedding)")
-    console.print(f"  gRPC     {server.grpc_url}")
-    console.print(f"  metrics  {server.metrics_url}")
-    console.print(f"  log      {server.log_path}")
+    console.print(f"  Triton HTTP     http://{server.http_url}   (e.g. curl http://{server.http_url}/v2/models/voice_embedding)")
+    console.print(f"  Triton gRPC     {server.grpc_url}")
+    console.print(f"  Triton metrics  {server.metrics_url}")
+    console.print(f"  Triton log      {server.log_path}")
+    return server
+
+
+GpuOption = typer.Option(False, help="Use the GPU configs (configs/gpu.pbtxt); needs the NGC Triton build.")
+
+
+@app.command()
+def triton(gpu: bool = GpuOption) -> None:
+    """Start the bundled Triton on loopback with every model loaded, and keep it running until Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server = _start_triton(gpu)
     console.print("  versions `univoice models list`   ·   stop with Ctrl-C")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,6 +70,75 @@ def triton(
     finally:
         server.stop()
         console.print("Triton stopped.")
+
+
+@app.command()
+def serve(gpu: bool = GpuOption) -> None:
+    """Start the whole stack: the bundled Triton (unless UNIVOICE_TRITON_EMBEDDED=false) and the gateway."""
+    import uvicorn
+
+    from gateway.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    server = _start_triton(gpu) if settings.triton_embedded else None
+    console.print(f"  Gateway         http://{settings.host}:{settings.port}   API docs: http://{settings.host}:{settings.port}/docs")
+    console.print(f"  Storage         {settings.store_backend} ({settings.resolved_sqlite_path() if settings.store_backend == 'sqlite' else settings.redis_url if settings.store_backend == 'redis' else settings.dynamodb_table}), blobs: {settings.blob_backend}")
+    console.print("  First user      `univoice admin create-user NAME` (or POST /v1/auth/signup)   ·   stop with Ctrl-C")
+    try:
+        uvicorn.run("gateway.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                    log_config=None, access_log=False)
+    finally:
+        if server is not None:
+            server.stop()
+            console.print("Triton stopped.")
+
+
+admin = typer.Typer(help="Administration.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+
+@admin.command("create-user")
+def create_user(
+    username: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 help="Prompted for when omitted; `-` reads it from standard input."),
+    scopes: list[str] = typer.Option(["stream", "profiles:write", "models:admin"], "--scope",
+                                     help="Scopes to grant (repeat); the default is every scope."),
+) -> None:
+    """Create a user in the configured store (the first administrator, typically)."""
+    import asyncio
+    import sys
+
+    from gateway.app import account_service
+    from gateway.security import ALL_SCOPES
+    from gateway.errors import ApiError
+    from gateway.stores.factory import make_record_store
+
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 10:
+        console.print("[red]Use a password of at least 10 characters.[/]")
+        raise typer.Exit(2)
+    unknown = set(scopes) - set(ALL_SCOPES)
+    if unknown:
+        console.print(f"[red]Unknown scope(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_SCOPES)}.[/]")
+        raise typer.Exit(2)
+
+    async def run():
+        settings = get_settings()
+        store = await make_record_store(settings)
+        try:
+            return await account_service(settings, store).create_user(username, password, scopes)
+        finally:
+            await store.close()
+
+    try:
+        user = asyncio.run(run())
+    except ApiError as error:
+        console.print(f"[red]{error.message}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"created user {user['username']} ({user['id']}) with scopes: {' '.join(user['scopes'])}")
 
 
 if __name__ == "__main__":  # pragma: no cover

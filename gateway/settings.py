@@ -1,19 +1,61 @@
-"""The one settings object. Sources, in order: defaults, `.env`, then `UNIVOICE_*` environment variables."""
+"""The one settings object.
+
+Sources, lowest priority first: defaults, `.env`, `UNIVOICE_*` environment variables, then — when
+`UNIVOICE_AWS_SSM_PREFIX` / `UNIVOICE_AWS_SECRET_ID` are set — AWS SSM Parameter Store (every
+parameter under the prefix, named like the field) and a Secrets Manager JSON secret. `.env.example`
+documents every field.
+"""
 
 from __future__ import annotations
 
+import json
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class AwsSource(PydanticBaseSettingsSource):
+    """SSM parameters under a prefix (e.g. /univoice/prod/jwt_secret) and one Secrets Manager secret."""
+
+    def __init__(self, settings_cls, prefix: str | None, secret_id: str | None, region: str, endpoint: str | None):
+        super().__init__(settings_cls)
+        self.prefix, self.secret_id, self.region, self.endpoint = prefix, secret_id, region, endpoint
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - the whole mapping is built in __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.prefix and not self.secret_id:
+            return {}
+        import boto3
+
+        values: dict[str, Any] = {}
+        fields = set(self.settings_cls.model_fields)
+        if self.prefix:
+            ssm = boto3.client("ssm", region_name=self.region, endpoint_url=self.endpoint)
+            prefix = self.prefix.rstrip("/") + "/"
+            for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix, WithDecryption=True):
+                for parameter in page["Parameters"]:
+                    name = parameter["Name"][len(prefix):]
+                    if name in fields:
+                        values[name] = parameter["Value"]
+        if self.secret_id:
+            client = boto3.client("secretsmanager", region_name=self.region, endpoint_url=self.endpoint)
+            secret = json.loads(client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+            values.update({k: v for k, v in secret.items() if k in fields})
+        return values
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNIVOICE_", env_file=".env", extra="ignore")
 
-    # Triton
+    # --- Triton -------------------------------------------------------------------------------
     model_repository: Path = REPO_ROOT / "model_repository"
     triton_host: str = "127.0.0.1"
     triton_http_port: int = 8000
@@ -22,9 +64,82 @@ class Settings(BaseSettings):
     triton_start_timeout_s: float = 180.0
     # None: <model>/config.pbtxt (bundled CPU Triton); "gpu": <model>/configs/gpu.pbtxt (NGC image).
     triton_config_name: str | None = None
+    # `make run` starts the bundled Triton itself; set false to use an external one at triton_host.
+    triton_embedded: bool = True
+    triton_timeout_s: float = 30.0
+
+    # --- Gateway ------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Runtime state of the embedded defaults (SQLite file, local blobs, generated secret).
+    state_dir: Path = REPO_ROOT / ".univoice"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # --- Storage ------------------------------------------------------------------------------
+    store_backend: Literal["sqlite", "redis", "dynamodb"] = "sqlite"
+    sqlite_path: Path | None = None  # default: <state_dir>/univoice.db
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "univoice:"
+    dynamodb_table: str = "univoice"
+    blob_backend: Literal["local", "s3"] = "local"
+    blob_dir: Path | None = None  # default: <state_dir>/blobs
+    s3_bucket: str = "univoice"
+    s3_prefix: str = ""
+    s3_sse: Literal["AES256", "aws:kms"] = "AES256"
+    s3_kms_key_id: str | None = None
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None  # a local AWS-compatible endpoint (moto, LocalStack)
+    aws_ssm_prefix: str | None = None
+    aws_secret_id: str | None = None
+
+    # --- Auth ---------------------------------------------------------------------------------
+    auth_mode: Literal["local", "jwks"] = "local"
+    # HS256 key for our own tokens. Unset: one is generated once and kept in <state_dir>/jwt_secret.
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "univoice"
+    jwt_audience: str = "univoice"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    # auth_mode=jwks: RS256 tokens from an external issuer (e.g. Cognito) verified against its JWKS.
+    jwks_url: str | None = None
+    jwks_issuer: str | None = None
+    jwks_audience: str | None = None
+    allow_signup: bool = True
+
+    # --- Sessions, profiles, limits -------------------------------------------------------------
+    session_ttl_s: int = 4 * 3600
+    max_upload_bytes: int = 20 * 1024 * 1024
+    enrol_min_speech_s: float = 3.0
+    enrol_max_speech_s: float = 60.0
+    keep_enrolment_audio: bool = True
+    rate_limit_per_minute: float = 600.0
+    rate_limit_burst: int = 100
+
+    # --- Observability ---------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str | None = None
 
     # Real speech used by export parity gates, tests and benchmarks (LibriSpeech, CC BY 4.0).
     data_dir: Path = REPO_ROOT.parent / "shared" / "data" / "librispeech-train-clean-100"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        base = (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        probe = {}
+        for source in reversed(base):
+            probe.update(source())
+        aws = AwsSource(
+            settings_cls,
+            prefix=probe.get("aws_ssm_prefix"),
+            secret_id=probe.get("aws_secret_id"),
+            region=probe.get("aws_region", "us-east-1"),
+            endpoint=probe.get("aws_endpoint_url"),
+        )
+        # Highest priority first: explicit init args, then AWS (production secrets), env, .env.
+        return (init_settings, aws, env_settings, dotenv_settings, file_secret_settings)
 
     @property
     def triton_http_url(self) -> str:
@@ -33,6 +148,23 @@ class Settings(BaseSettings):
     @property
     def triton_grpc_url(self) -> str:
         return f"{self.triton_host}:{self.triton_grpc_port}"
+
+    def resolved_sqlite_path(self) -> Path:
+        return self.sqlite_path or self.state_dir / "univoice.db"
+
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.state_dir / "blobs"
+
+    def signing_key(self) -> str:
+        """The HS256 key: configured, or generated once per state directory and reused across restarts."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.state_dir / "jwt_secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
 
 @lru_cache

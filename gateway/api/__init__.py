@@ -1,0 +1,1 @@
+"""HTTP surface of the gateway: thin routes over the services; no model logic here."""

@@ -1,0 +1,89 @@
+"""Sign-up, OAuth2 password flow, refresh rotation, logout, API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from gateway.accounts import IssuedTokens
+from gateway.api.deps import Services, principal, services
+from gateway.errors import Forbidden
+from gateway.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, RefreshRequest, SignupRequest, TokenPair, UserOut
+from gateway.security import Principal
+
+router = APIRouter(prefix="/v1", tags=["auth"])
+
+
+def _user_out(user: dict) -> UserOut:
+    return UserOut(id=user["id"], username=user["username"], scopes=user["scopes"],
+                   created_at=datetime.fromtimestamp(user["created_at"], timezone.utc))
+
+
+def _pair(tokens: IssuedTokens) -> TokenPair:
+    return TokenPair(access_token=tokens.access_token, expires_in=tokens.expires_in,
+                     refresh_token=tokens.refresh_token, scope=" ".join(tokens.scopes))
+
+
+def _key_out(record: dict) -> dict:
+    return {"id": record["id"], "name": record["name"], "scopes": record["scopes"],
+            "created_at": datetime.fromtimestamp(record["created_at"], timezone.utc)}
+
+
+@router.post("/auth/signup", response_model=UserOut, status_code=status.HTTP_201_CREATED,
+             summary="Create an account (when sign-up is enabled)")
+async def signup(body: SignupRequest, svc: Services = Depends(services)) -> UserOut:
+    if not svc.settings.allow_signup:
+        raise Forbidden("sign-up is disabled on this gateway; ask an administrator", code="signup_disabled")
+    await svc.limiter.acquire(f"signup:{body.username.lower()}")
+    return _user_out(await svc.accounts.create_user(body.username, body.password))
+
+
+@router.post("/auth/token", response_model=TokenPair, summary="OAuth2 password flow: username + password -> tokens")
+async def token(request: Request, form: OAuth2PasswordRequestForm = Depends(),
+                svc: Services = Depends(services)) -> TokenPair:
+    await svc.limiter.acquire(f"login:{request.client.host if request.client else '-'}")
+    user = await svc.accounts.authenticate(form.username, form.password)
+    return _pair(await svc.accounts.issue(user, form.scopes or None))
+
+
+@router.post("/auth/refresh", response_model=TokenPair, summary="Trade a refresh token for new tokens (rotation)")
+async def refresh(body: RefreshRequest, svc: Services = Depends(services)) -> TokenPair:
+    return _pair(await svc.accounts.refresh(body.refresh_token))
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+             summary="Revoke this access token and, if given, the refresh token")
+async def logout(body: RefreshRequest | None = Body(default=None), who: Principal = Depends(principal),
+                 svc: Services = Depends(services)) -> Response:
+    await svc.accounts.logout(who, body.refresh_token if body else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/auth/me", response_model=UserOut, summary="The account behind the credentials")
+async def me(who: Principal = Depends(principal), svc: Services = Depends(services)) -> UserOut:
+    return _user_out(await svc.accounts.user(who.subject))
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED,
+             summary="Create an API key for server-to-server calls (the key is shown once)")
+async def create_api_key(body: ApiKeyCreate, who: Principal = Depends(principal),
+                         svc: Services = Depends(services)) -> ApiKeyCreated:
+    if who.via == "api_key":
+        raise Forbidden("an API key cannot create API keys; use a user token", code="insufficient_scope")
+    key, record = await svc.accounts.create_api_key(await svc.accounts.user(who.subject), body.name, body.scopes)
+    return ApiKeyCreated(key=key, **_key_out(record))
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut], summary="List your API keys (without secrets)")
+async def list_api_keys(who: Principal = Depends(principal), svc: Services = Depends(services)) -> list[dict]:
+    return [_key_out(r) for r in await svc.accounts.api_keys(who.subject)]
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Delete an API key")
+async def delete_api_key(key_id: str, who: Principal = Depends(principal),
+                         svc: Services = Depends(services)) -> Response:
+    await svc.accounts.delete_api_key(who.subject, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Binary objects (embeddings, enrolment audio): a local directory or S3."""

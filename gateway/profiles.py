@@ -1,0 +1,101 @@
+"""Voice profiles: enrol a speaker from an upload (validated, VAD-trimmed, embedded by Triton), compare, delete."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+
+import numpy as np
+import soundfile
+
+from gateway import audio
+from gateway.errors import InvalidAudio, NotFound
+from gateway.blobs.base import BlobStore
+from gateway.stores.base import RecordStore
+from gateway.triton.client import EMBEDDING_MODEL, TritonClient
+
+PROFILES = "profiles"
+COMPARE_MIN_SPEECH_S = 1.0
+MAX_UPLOAD_SECONDS = 300.0  # bounds memory: a tiny FLAC of silence could otherwise decode to hours
+
+
+class ProfileService:
+    def __init__(self, store: RecordStore, blobs: BlobStore, triton: TritonClient, detector: audio.SpeechDetector,
+                 *, max_upload_bytes: int, min_speech_s: float, max_speech_s: float, keep_audio: bool):
+        self.store, self.blobs, self.triton, self.detector = store, blobs, triton, detector
+        self.max_upload_bytes = max_upload_bytes
+        self.min_speech_s, self.max_speech_s = min_speech_s, max_speech_s
+        self.keep_audio = keep_audio
+
+    def _decode(self, data: bytes) -> audio.Audio:
+        return audio.decode(data, max_bytes=self.max_upload_bytes, max_seconds=MAX_UPLOAD_SECONDS)
+
+    async def enrol(self, owner: str, name: str, data: bytes, consent: bool) -> dict:
+        if not consent:
+            raise InvalidAudio("enrolment needs the speaker's consent: send consent=true", code="consent_required")
+        clip = self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
+        report = audio.check_enrolment(clip, self.min_speech_s, self.max_speech_s, self.detector)
+        embedding = await self.triton.embed(report.samples16k)
+        profile_id = f"p_{uuid.uuid4().hex}"
+        await self.blobs.put(f"profiles/{profile_id}/embedding.npy", _npy(embedding))
+        if self.keep_audio:
+            await self.blobs.put(f"profiles/{profile_id}/source.flac", _flac(clip), "audio/flac")
+        profile = {
+            "id": profile_id,
+            "owner": owner,
+            "name": name,
+            "created_at": time.time(),
+            "speech_seconds": report.speech_seconds,
+            "total_seconds": report.total_seconds,
+            "quality": {"snr_db": report.snr_db, "rms_dbfs": report.rms_dbfs, "clipping_ratio": report.clipping_ratio},
+            "consent": consent,
+            "has_source_audio": self.keep_audio,
+            "embedding_model": EMBEDDING_MODEL,
+        }
+        await self.store.put(PROFILES, profile_id, profile, owner=owner)
+        return profile
+
+    async def get(self, owner: str, profile_id: str) -> dict:
+        profile = await self.store.get(PROFILES, profile_id)
+        if profile is None or profile["owner"] != owner:
+            raise NotFound(f"no voice profile {profile_id!r} for this account", code="profile_not_found")
+        return profile
+
+    async def list(self, owner: str) -> list[dict]:
+        return await self.store.list(PROFILES, owner=owner)
+
+    async def delete(self, owner: str, profile_id: str) -> None:
+        await self.get(owner, profile_id)
+        await self.blobs.delete_prefix(f"profiles/{profile_id}/")
+        await self.store.delete(PROFILES, profile_id)
+
+    async def embedding(self, owner: str, profile_id: str) -> np.ndarray:
+        await self.get(owner, profile_id)
+        return np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/embedding.npy")))
+
+    async def compare(self, owner: str, profile_id: str, data: bytes) -> tuple[float, float]:
+        """Cosine similarity between the profile and the speaker of `data`; also the speech seconds used."""
+        reference = await self.embedding(owner, profile_id)
+        clip = self._decode(data)
+        speech = self.detector.speech_only(audio.resample(clip.samples, clip.sample_rate))
+        seconds = len(speech) / 16_000
+        if seconds < COMPARE_MIN_SPEECH_S:
+            raise InvalidAudio(
+                f"found {seconds:.1f} s of speech; comparing needs at least {COMPARE_MIN_SPEECH_S:.0f} s",
+                code="too_little_speech",
+            )
+        candidate = await self.triton.embed(speech)
+        return float(np.dot(reference, candidate)), seconds
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32))
+    return buffer.getvalue()
+
+
+def _flac(clip: audio.Audio) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, clip.samples, clip.sample_rate, format="FLAC")
+    return buffer.getvalue()

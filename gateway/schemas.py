@@ -1,0 +1,146 @@
+"""Request and response bodies of the REST API (validated once, at the edge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# ISO 639-1 codes the pipeline knows how to name; phonemisation and STT support is checked later.
+LanguageCode = Literal[
+    "ar", "cs", "de", "el", "en", "es", "fi", "fr", "hi", "hu", "it", "ja", "ko", "nl", "pl", "pt", "ro", "ru",
+    "sv", "tr", "uk", "vi", "zh",
+]
+Username = str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_token"])
+    message: str = Field(examples=["the access token has expired; refresh it"])
+    correlation_id: str = Field(examples=["3f1c2b9a5d7e4f60a1b2c3d4e5f60718"])
+
+
+class SignupRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada", "password": "correct horse battery"}]})
+
+    username: Username = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=10, max_length=256)
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    scopes: list[str]
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "access_token": "eyJhbGciOiJIUzI1NiIs...", "token_type": "bearer", "expires_in": 900,
+        "refresh_token": "5eRp0c...Qk", "scope": "stream profiles:write",
+    }]})
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+    scope: str
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "5eRp0c...Qk"}]})
+
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "call-center-bridge", "scopes": ["stream"]}]})
+
+    name: str = Field(min_length=1, max_length=64)
+    scopes: list[Literal["stream", "profiles:write", "models:admin"]] = Field(default_factory=lambda: ["stream"])
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret key. Shown once: store it now.")
+
+
+class AudioFormat(BaseModel):
+    encoding: Literal["pcm16"] = "pcm16"
+    sample_rate: Literal[8000, 16000, 24000, 48000] = 16000
+    channels: Literal[1] = 1
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "source_language": "es", "target_language": "en", "voice_profile_id": None,
+        "audio_format": {"encoding": "pcm16", "sample_rate": 16000, "channels": 1},
+    }]})
+
+    source_language: LanguageCode
+    target_language: LanguageCode
+    voice_profile_id: str | None = Field(default=None, max_length=64)
+    audio_format: AudioFormat = Field(default_factory=AudioFormat)
+
+
+SessionState = Literal["created", "active", "closed", "expired"]
+
+
+class SessionOut(BaseModel):
+    id: str
+    state: SessionState
+    source_language: str
+    target_language: str
+    voice_profile_id: str | None
+    audio_format: AudioFormat
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+
+
+class Utterance(BaseModel):
+    id: str
+    transcript: str
+    translation: str
+    source_language: str
+    target_language: str
+    created_at: datetime
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class ProfileQuality(BaseModel):
+    snr_db: float | None
+    rms_dbfs: float
+    clipping_ratio: float
+
+
+class ProfileOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    speech_seconds: float
+    total_seconds: float
+    quality: ProfileQuality
+    consent: bool
+    has_source_audio: bool
+    embedding_model: str
+
+
+class CompareResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"profile_id": "p_3b9e...", "score": 0.87, "speech_seconds": 6.2}]})
+
+    profile_id: str
+    score: float = Field(description="Cosine similarity of the two speaker embeddings, -1..1 (same speaker ~0.8+)")
+    speech_seconds: float
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]

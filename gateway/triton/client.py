@@ -1,0 +1,63 @@
+"""The gateway's only door to Triton: async gRPC calls, latency metrics, and errors mapped to ours."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tritonclient.grpc.aio as grpcaio
+from tritonclient.grpc import InferInput
+from tritonclient.utils import InferenceServerException
+
+from gateway.errors import ApiError, InvalidAudio, Unavailable
+from gateway.observability import TRITON_LATENCY
+
+EMBEDDING_MODEL = "voice_embedding"
+
+
+class TritonClient:
+    def __init__(self, grpc_url: str, timeout_s: float = 30.0):
+        self.url = grpc_url
+        self.timeout_s = timeout_s
+        self._client = grpcaio.InferenceServerClient(grpc_url)
+
+    async def embed(self, samples16k: np.ndarray) -> np.ndarray:
+        """One 16 kHz mono utterance -> its L2-normalised 256-d speaker embedding."""
+        wav = np.ascontiguousarray(samples16k, dtype=np.float32)[None, :]
+        tensor = InferInput("waveform", list(wav.shape), "FP32")
+        tensor.set_data_from_numpy(wav)
+        result = await self._infer(EMBEDDING_MODEL, [tensor])
+        return result.as_numpy("embedding")[0]
+
+    async def _infer(self, model: str, inputs):
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._client.infer(model, inputs, client_timeout=self.timeout_s)
+            outcome = "ok"
+            return result
+        except InferenceServerException as error:
+            raise _map_error(model, error) from None
+        finally:
+            TRITON_LATENCY.labels(model=model, outcome=outcome).observe(time.perf_counter() - started)
+
+    async def model_states(self) -> dict[str, str]:
+        """Model name -> state (READY, UNAVAILABLE, ...) for the latest loaded versions."""
+        try:
+            index = await self._client.get_model_repository_index(as_json=True)
+        except InferenceServerException as error:
+            raise _map_error("repository", error) from None
+        return {m["name"]: m.get("state", "UNKNOWN") for m in index.get("models", []) if m.get("version")}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _map_error(model: str, error: InferenceServerException) -> ApiError:
+    status = str(error.status() or "")
+    message = error.message() or str(error)
+    if "UNAVAILABLE" in status or "DEADLINE" in status or "failed to connect" in message.lower():
+        return Unavailable(f"the inference server is unreachable ({model}); retry shortly", code="triton_unavailable")
+    if "INVALID_ARG" in status and model == EMBEDDING_MODEL:
+        return InvalidAudio(f"the audio was refused by the embedding model: {message}", code="invalid_audio")
+    return Unavailable(f"inference failed in {model}: {message}", code="inference_failed")
