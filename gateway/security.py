@@ -66,6 +66,7 @@ class Principal:
     scopes: frozenset[str]
     via: str  # "access_token" | "api_key" | "jwks"
     token_id: str | None = None
+    expires_at: float | None = None  # epoch seconds; None for API keys (long-lived streams end then)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -158,6 +159,7 @@ class TokenIssuer:
             scopes=frozenset(claims["scope"].split()),
             via="access_token",
             token_id=claims["jti"],
+            expires_at=float(claims["exp"]),
         )
 
 
@@ -324,6 +326,7 @@ class JwksVerifier:
             scopes=_external_scopes(claims),
             via="jwks",
             token_id=jti if isinstance(jti, str) else None,
+            expires_at=float(claims["exp"]),
         )
 
     def _audience_matches(self, claims: dict[str, Any]) -> bool:

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = 600.0
     rate_limit_burst: int = 100
 
+    # --- Live streaming (/v1/sessions/{id}/stream) -------------------------------------------------
+    stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame
+    stream_max_session_s: int = 3600
+    stream_max_utterance_s: float = 20.0  # a longer monologue is cut and translated piece by piece
+    stream_config_timeout_s: float = 15.0
+    stream_idle_timeout_s: float = 60.0
+    stream_send_queue: int = 64  # outgoing messages buffered per stream; audio beyond it is dropped
+    stream_partial_interval_s: float = 1.0
+    vad_min_silence_ms: int = 400  # silence that ends an utterance
+
     # --- Observability ---------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

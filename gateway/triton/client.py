@@ -13,6 +13,7 @@ from gateway.errors import ApiError, InvalidAudio, Unavailable
 from gateway.observability import TRITON_LATENCY
 
 EMBEDDING_MODEL = "voice_embedding"
+SYNTHESIS_MODEL = "synthesizer"
 
 
 class TritonClient:
@@ -28,6 +29,20 @@ class TritonClient:
         tensor.set_data_from_numpy(wav)
         result = await self._infer(EMBEDDING_MODEL, [tensor])
         return result.as_numpy("embedding")[0]
+
+    async def synthesize(self, tokens: np.ndarray, style: np.ndarray, speed: float = 1.0) -> np.ndarray:
+        """Kokoro: phoneme ids [T] (without the 0 pads) + style [256] -> 24 kHz float32 waveform."""
+        ids = np.concatenate([[0], np.asarray(tokens, dtype=np.int64), [0]])[None, :]
+        inputs = [
+            InferInput("tokens", list(ids.shape), "INT64"),
+            InferInput("style", [1, 256], "FP32"),
+            InferInput("speed", [1], "FP32"),
+        ]
+        inputs[0].set_data_from_numpy(ids)
+        inputs[1].set_data_from_numpy(np.asarray(style, dtype=np.float32).reshape(1, 256))
+        inputs[2].set_data_from_numpy(np.array([speed], dtype=np.float32))
+        result = await self._infer(SYNTHESIS_MODEL, inputs)
+        return result.as_numpy("audio")
 
     async def _infer(self, model: str, inputs):
         started = time.perf_counter()

@@ -1,0 +1,281 @@
+"""`/v1/sessions/{id}/stream`: parse and validate WebSocket messages, forward them to the pipeline.
+
+No model logic here. The connection owns three things: authentication (and its expiry), the bounded
+queue of outgoing messages (a slow client loses audio chunks, never memory), and the per-message and
+per-session limits. Every bad message gets an `error` event and the stream goes on; only problems
+with the session itself (credentials, ownership, state) close it, with a 44xx code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import numpy as np
+import soxr
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from gateway.api.deps import Services, authenticate
+from gateway.api.stream_protocol import (
+    PROTOCOL_VERSION, AuthMessage, ConfigMessage, FlushMessage, PingMessage, StopMessage, audio_frame,
+    parse_client_message,
+)
+from gateway.audio import pcm16_to_float
+from gateway.errors import ApiError, BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from gateway.observability import ACTIVE_SESSIONS, correlation_id, log_event
+from gateway.pipeline.live import OUTPUT_RATE, Event, LiveSettings, LiveTranslation
+from gateway.pipeline.vad import RATE, StreamingVad
+from gateway.security import SCOPE_STREAM, Principal
+
+router = APIRouter()
+log = logging.getLogger("univoice.stream")
+
+CLOSE_NORMAL, CLOSE_POLICY, CLOSE_INTERNAL = 1000, 1008, 1011
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_CONFLICT, CLOSE_TIMEOUT = 4401, 4403, 4404, 4409, 4408
+
+
+class CloseStream(Exception):
+    def __init__(self, code: int, error: ApiError):
+        super().__init__(error.message)
+        self.code, self.error = code, error
+
+
+@router.websocket("/v1/sessions/{session_id}/stream")
+async def stream(websocket: WebSocket, session_id: str) -> None:
+    await websocket.accept()
+    token = correlation_id.set(f"{session_id}")
+    connection = StreamConnection(websocket, websocket.app.state.services, session_id)
+    ACTIVE_SESSIONS.inc()
+    try:
+        await connection.run()
+    finally:
+        ACTIVE_SESSIONS.dec()
+        correlation_id.reset(token)
+
+
+class StreamConnection:
+    def __init__(self, websocket: WebSocket, services: Services, session_id: str):
+        self.ws, self.services, self.session_id = websocket, services, session_id
+        self.limits = services.settings
+        self.outbox: asyncio.Queue[tuple[str, object] | None] = asyncio.Queue(self.limits.stream_send_queue)
+        self.sequence = 0
+        self.principal: Principal | None = None
+        self.expires_at: float | None = None
+        self.pipeline: LiveTranslation | None = None
+        self.resampler = None
+        self.started = time.monotonic()
+        self.received_seconds = 0.0
+
+    # --- outgoing ----------------------------------------------------------------------------------
+    async def send_event(self, event: Event) -> None:
+        await self.outbox.put(("json", event.as_json()))
+
+    async def send_error(self, error: ApiError, **fields) -> None:
+        await self.send_event(Event("error", {"code": error.code, "message": error.message, **fields}))
+
+    async def send_audio(self, samples: np.ndarray) -> bool:
+        """Audio is what gives way under backpressure: a full outbox drops the chunk."""
+        try:
+            self.outbox.put_nowait(("bytes", audio_frame(self.sequence, samples)))
+        except asyncio.QueueFull:
+            return False
+        self.sequence += 1
+        return True
+
+    async def _sender(self) -> None:
+        while (item := await self.outbox.get()) is not None:
+            kind, payload = item
+            if kind == "json":
+                await self.ws.send_json(payload)
+            else:
+                await self.ws.send_bytes(payload)
+
+    # --- the connection ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._sender())
+        close_code, reason = CLOSE_NORMAL, "done"
+        try:
+            await self._authenticate_from_headers()
+            await self._configure()
+            await self._receive_loop()
+        except CloseStream as close:
+            await self.send_error(close.error)
+            close_code, reason = close.code, close.error.code
+        except WebSocketDisconnect:
+            close_code = None
+        except Exception:
+            log.exception("stream %s failed", self.session_id)
+            await self.send_error(ApiError("the stream failed on the server; reconnect", code="internal_error"))
+            close_code, reason = CLOSE_INTERNAL, "internal_error"
+        finally:
+            if self.pipeline is not None:
+                await self.pipeline.cancel()
+            await self.outbox.put(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sender, timeout=10)
+            sender.cancel()
+            if close_code is not None:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(close_code, reason)
+            log_event(log, "stream closed", session_id=self.session_id, close_code=close_code,
+                      seconds=round(time.monotonic() - self.started, 1), audio_seconds=round(self.received_seconds, 1))
+
+    async def _authenticate_from_headers(self) -> None:
+        header = self.ws.headers.get("authorization", "")
+        api_key = self.ws.headers.get("x-api-key")
+        token = header[7:] if header.lower().startswith("bearer ") else None
+        if token or api_key:
+            await self._set_principal(token, api_key)
+
+    async def _set_principal(self, token: str | None, api_key: str | None) -> None:
+        try:
+            principal = await authenticate(self.services, token, api_key)
+        except Unauthorized as error:
+            raise CloseStream(CLOSE_UNAUTHORIZED, error) from None
+        if self.principal is not None and principal.subject != self.principal.subject:
+            raise CloseStream(CLOSE_FORBIDDEN, Forbidden("the new token belongs to another account",
+                                                         code="forbidden"))
+        try:
+            principal.require(SCOPE_STREAM)
+        except Forbidden as error:
+            raise CloseStream(CLOSE_FORBIDDEN, error) from None
+        self.principal = principal
+        self.expires_at = principal.expires_at
+
+    async def _configure(self) -> None:
+        while True:
+            message = await self._next_message(timeout=self.limits.stream_config_timeout_s)
+            if isinstance(message, bytes):
+                await self.send_error(BadRequest('send the JSON {"type": "config", ...} message before any audio',
+                                                 code="not_configured"))
+                continue
+            if message is None:
+                continue  # a malformed message was already answered with an error event
+            if not isinstance(message, ConfigMessage):
+                await self._control(message)
+                continue
+            if self.principal is None:
+                if not message.token:
+                    raise CloseStream(CLOSE_UNAUTHORIZED, Unauthorized(
+                        "no credentials: send `Authorization: Bearer <token>` or put `token` in the config message",
+                        code="missing_credentials"))
+                await self._set_principal(message.token, None)
+            try:
+                await self._start_pipeline(message)
+                return
+            except (NotFound, BadRequest) as error:
+                if error.code == "session_not_found":
+                    raise CloseStream(CLOSE_NOT_FOUND, error) from None
+                await self.send_error(error)  # e.g. an unknown profile: the client may send a corrected config
+
+    async def _start_pipeline(self, config: ConfigMessage) -> None:
+        owner = self.principal.subject
+        session = await self.services.sessions.get(owner, self.session_id)
+        if session["state"] in ("closed", "expired"):
+            raise CloseStream(CLOSE_CONFLICT, ApiError(f"the session is {session['state']}; create a new one",
+                                                       code="session_ended"))
+        profile_id = config.voice_profile_id or session["voice_profile_id"]
+        embedding = await self.services.profiles.embedding(owner, profile_id) if profile_id else None
+        source = config.source_language or session["source_language"]
+        target = config.target_language or session["target_language"]
+        audio = config.audio.model_dump() if config.audio else session["audio_format"]
+        speech = self.services.speech
+        voice = await speech.voice_for(embedding)
+        self.input_rate = int(audio["sample_rate"])
+        self.resampler = None if self.input_rate == RATE else soxr.ResampleStream(self.input_rate, RATE, 1, dtype="float32")
+        vad = StreamingVad(min_silence_ms=self.limits.vad_min_silence_ms, max_utterance_s=self.limits.stream_max_utterance_s)
+
+        async def persist(transcript: str, translation: str, timings: dict) -> None:
+            await self.services.sessions.append_utterance(owner, self.session_id, transcript, translation, timings)
+
+        self.pipeline = LiveTranslation(
+            LiveSettings(source, target, voice, partial_interval_s=self.limits.stream_partial_interval_s),
+            transcriber=speech.transcriber, translator=speech.translator(source, target),
+            synthesizer=speech.synthesizer, vad=vad, emit=self.send_event, emit_audio=self.send_audio,
+            on_utterance=persist,
+        )
+        await self.services.sessions.activate(owner, self.session_id)
+        await self.send_event(Event("ready", {
+            "protocol": PROTOCOL_VERSION, "session_id": self.session_id,
+            "source_language": source, "target_language": target, "voice": voice.name,
+            "input": {"encoding": "pcm16", "sample_rate": self.input_rate, "channels": 1},
+            "output": {"encoding": "pcm16", "sample_rate": OUTPUT_RATE, "channels": 1, "header": "uint32 sequence, big-endian"},
+            "limits": {"max_frame_bytes": self.limits.stream_max_frame_bytes,
+                       "max_session_seconds": self.limits.stream_max_session_s},
+        }))
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self._next_message(timeout=self.limits.stream_idle_timeout_s)
+            if message is None:
+                continue
+            if isinstance(message, bytes):
+                await self._audio(message)
+            elif isinstance(message, StopMessage):
+                await self.pipeline.finish()
+                await self.send_event(Event("stopped", {"session_id": self.session_id}))
+                return
+            elif isinstance(message, ConfigMessage):
+                await self.send_error(BadRequest("the stream is already configured; open a new stream to change it",
+                                                 code="already_configured"))
+            else:
+                await self._control(message)
+
+    async def _control(self, message) -> None:
+        if isinstance(message, PingMessage):
+            await self.send_event(Event("pong", {"id": message.id}))
+        elif isinstance(message, AuthMessage):
+            await self._set_principal(message.token, None)
+            await self.send_event(Event("auth_ok", {"expires_in": round(self.expires_at - time.time()) if self.expires_at else None}))
+        elif isinstance(message, FlushMessage):
+            if self.pipeline is None:
+                await self.send_error(BadRequest("nothing to flush before the config message", code="not_configured"))
+            else:
+                await self.pipeline.flush()
+        elif isinstance(message, StopMessage):
+            raise CloseStream(CLOSE_NORMAL, ApiError("stopped before the stream was configured", code="stopped"))
+
+    async def _audio(self, frame: bytes) -> None:
+        if len(frame) > self.limits.stream_max_frame_bytes:
+            await self.send_error(PayloadTooLarge(
+                f"audio frames are limited to {self.limits.stream_max_frame_bytes} bytes; this one had {len(frame)}."
+                " Send 20-100 ms of audio per frame", code="frame_too_large"))
+            return
+        try:
+            samples = pcm16_to_float(frame)
+        except ApiError as error:
+            await self.send_error(error)
+            return
+        self.received_seconds += len(samples) / self.input_rate
+        if time.monotonic() - self.started > self.limits.stream_max_session_s:
+            raise CloseStream(CLOSE_POLICY, ApiError(
+                f"streams are limited to {self.limits.stream_max_session_s} s; reconnect to continue",
+                code="session_limit"))
+        if self.resampler is not None:
+            samples = self.resampler.resample_chunk(samples)
+        await self.pipeline.push(samples)
+
+    async def _next_message(self, timeout: float) -> bytes | object | None:
+        """The next client message: bytes, a parsed control message, or None after answering a bad one."""
+        deadline = timeout
+        if self.expires_at is not None:
+            deadline = min(deadline, max(0.0, self.expires_at - time.time()))
+        try:
+            raw = await asyncio.wait_for(self.ws.receive(), timeout=deadline)
+        except asyncio.TimeoutError:
+            if self.expires_at is not None and time.time() >= self.expires_at:
+                raise CloseStream(CLOSE_UNAUTHORIZED, Unauthorized(
+                    "the access token expired; send {\"type\": \"auth\", \"token\": ...} before it does",
+                    code="token_expired")) from None
+            raise CloseStream(CLOSE_TIMEOUT, ApiError(f"no message for {timeout:.0f} s", code="idle_timeout")) from None
+        if raw["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(raw.get("code", 1000))
+        if raw.get("bytes") is not None:
+            return raw["bytes"]
+        try:
+            return parse_client_message(raw.get("text") or "")
+        except ApiError as error:
+            await self.send_error(error)
+            return None

@@ -1,0 +1,38 @@
+"""The small interfaces the pipeline is built from; each provider is one file implementing one of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class Transcriber(Protocol):
+    """Speech -> text in a known language. Called on a growing buffer for partials, then on the whole utterance."""
+
+    async def transcribe(self, samples16k: np.ndarray, language: str) -> str: ...
+
+
+class Translator(Protocol):
+    async def translate(self, text: str, source_language: str, target_language: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Voice:
+    """What the synthesizer is conditioned on: a Kokoro style table (510 rows x 256) chosen for a profile."""
+
+    name: str
+    styles: np.ndarray  # [510, 256]: row = number of phoneme tokens - 1
+
+
+@dataclass(frozen=True)
+class SpokenClause:
+    text: str
+    audio24k: np.ndarray  # float32
+
+
+class SpeechSynthesizer(Protocol):
+    def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0) -> AsyncIterator[SpokenClause]:
+        """Yield the audio clause by clause, so the first clause can be played while the rest is made."""
