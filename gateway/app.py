@@ -14,13 +14,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import audio
 from gateway.accounts import AccountService
 from gateway.api.deps import Services
-from gateway.api.routes import auth, health, profiles, sessions
+from gateway.api.routes import auth, demo, health, profiles, sessions, stream
 from gateway.blobs.factory import make_blob_store
 from gateway.errors import ApiError
 from gateway.observability import (
     CORRELATION_HEADER, HTTP_LATENCY, HTTP_REQUESTS, configure_logging, configure_tracing, correlation_id, log_event,
     new_correlation_id,
 )
+from gateway.pipeline.stack import SpeechStack
 from gateway.profiles import ProfileService
 from gateway.ratelimit import make_rate_limiter
 from gateway.security import JwksVerifier, TokenIssuer
@@ -68,6 +69,7 @@ async def build_services(settings: Settings) -> Services:
             max_speech_s=settings.enrol_max_speech_s, keep_audio=settings.keep_enrolment_audio,
         ),
         jwks=jwks,
+        speech=SpeechStack(settings, triton),
     )
 
 
@@ -77,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.services = await build_services(settings)
+        if settings.preload_voices:
+            app.state.services.speech.warm_up()
         try:
             yield
         finally:
@@ -84,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.store.close()
 
     app = FastAPI(title="UniVoice gateway", version="1.0", description=DESCRIPTION, lifespan=lifespan)
-    for router in (auth.router, sessions.router, profiles.router, health.router):
+    for router in (auth.router, sessions.router, profiles.router, health.router, stream.router, demo.router):
         app.include_router(router)
     configure_tracing(settings.otel_exporter, settings.otel_endpoint)
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -92,6 +93,33 @@ def serve(gpu: bool = GpuOption) -> None:
         if server is not None:
             server.stop()
             console.print("Triton stopped.")
+
+
+@app.command()
+def speak(
+    input_path: Path = typer.Option(..., "--in", exists=True, dir_okay=False, help="WAV/FLAC/OGG to speak"),
+    output_path: Path = typer.Option(..., "--out", help="Where to write the translated speech (WAV, 24 kHz)"),
+    source: str = typer.Option("en", help="Language spoken in the input"),
+    target: str = typer.Option("en", help="Language to translate into"),
+    profile: str | None = typer.Option(None, help="Voice profile id to speak with"),
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="UNIVOICE_URL", help="Gateway base URL"),
+    token: str | None = typer.Option(None, envvar="UNIVOICE_TOKEN", help="Access token (or give --username)"),
+    username: str | None = typer.Option(None, envvar="UNIVOICE_USERNAME"),
+    password: str | None = typer.Option(None, envvar="UNIVOICE_PASSWORD"),
+    realtime: bool = typer.Option(True, help="Stream at the speed of speech (--no-realtime: as fast as possible)"),
+    report: Path | None = typer.Option(None, help="Timing report (JSON); default: <out>.json"),
+) -> None:
+    """Stream a recording through a running gateway; write the translated speech and a timing report."""
+    from gateway.speak import SpeakError, speak_file
+
+    try:
+        summary = speak_file(input_path, output_path, source=source, target=target, profile=profile, url=url,
+                             token=token, username=username, password=password, realtime=realtime,
+                             report_path=report or output_path.with_suffix(".json"), console=console)
+    except SpeakError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(summary)
 
 
 admin = typer.Typer(help="Administration.", no_args_is_help=True)

@@ -115,6 +115,20 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = 600.0
     rate_limit_burst: int = 100
 
+    # --- Speech providers ------------------------------------------------------------------------
+    # Assembled model files (Whisper from its PyPI parts) and machine-wide caches (preset voice embeddings).
+    build_dir: Path = REPO_ROOT / ".build"
+    stt_provider: Literal["whisper", "amazon"] = "whisper"
+    stt_model: Literal["base", "tiny.en"] = "base"
+    stt_threads: int = 2
+    stt_chunk_length: int = 30
+    transcribe_bucket: str = "univoice-transcribe"  # stt_provider=amazon: where audio is staged
+    translation_provider: Literal["none", "ctranslate2", "amazon"] = "none"
+    # translation_provider=ctranslate2: {"es-en": "/models/opus-mt-es-en", "*": "/models/nllb"} (JSON)
+    translation_models: dict[str, Path] = Field(default_factory=dict)
+    # Compute the preset voices' embeddings when the gateway starts rather than at the first stream.
+    preload_voices: bool = True
+
     # --- Live streaming (/v1/sessions/{id}/stream) -------------------------------------------------
     stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame
     stream_max_session_s: int = 3600

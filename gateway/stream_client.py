@@ -64,7 +64,7 @@ class StreamClient:
     def stream(self, samples: np.ndarray, sample_rate: int = 16_000, *, realtime: bool = True, frame_ms: int = 20,
                source_language: str | None = None, target_language: str | None = None,
                voice_profile_id: str | None = None, token_in_config: bool = False,
-               tail_silence_s: float = 1.0) -> StreamResult:
+               tail_silence_s: float = 1.0, on_progress=None) -> StreamResult:
         """Stream `samples` (float32 mono) and collect everything the server says until it has answered."""
         header = []
         if self.api_key:
@@ -95,6 +95,8 @@ class StreamClient:
                     time.sleep(delay)
             ws.send_binary(float_to_pcm16(audio[start : start + frame]))
             sent_at.append((min(len(audio), start + frame) / sample_rate, time.monotonic()))
+            if on_progress is not None:
+                on_progress(sent_at[-1][0], len(audio) / sample_rate)
         ws.send(json.dumps({"type": "stop"}))
         collector.join(self.timeout_s * 4)
         with_ready = collector.result(ready)

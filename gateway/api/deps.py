@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from gateway.accounts import AccountService
 from gateway.blobs.base import BlobStore
 from gateway.errors import Unauthorized
+from gateway.pipeline.stack import SpeechStack
 from gateway.profiles import ProfileService
 from gateway.ratelimit import RateLimiter
 from gateway.security import JwksVerifier, Principal
@@ -33,6 +34,7 @@ class Services:
     sessions: SessionService
     profiles: ProfileService
     jwks: JwksVerifier | None
+    speech: SpeechStack
 
 
 def services(request: Request) -> Services:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 import uuid
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import soundfile
+import uvicorn
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from gateway.triton.launcher import free_port
 
 PASSWORD = "correct horse battery"
 
@@ -50,6 +54,31 @@ def make_client(settings: Settings):
         yield client
 
 
+@contextmanager
+def serve(settings: Settings):
+    """The gateway on a real loopback port (uvicorn in a thread): yields (base URL, app)."""
+    port = free_port()
+    application = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the gateway did not start"
+        time.sleep(0.05)
+    yield base, application
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_gateway(gateway_settings):
+    with serve(gateway_settings) as running:
+        yield running
+
+
 @pytest.fixture
 def gateway_settings(tmp_path, triton) -> Settings:
     return Settings(
@@ -62,6 +91,7 @@ def gateway_settings(tmp_path, triton) -> Settings:
         rate_limit_per_minute=6000,
         rate_limit_burst=1000,
         log_json=False,
+        preload_voices=False,
     )
 
 

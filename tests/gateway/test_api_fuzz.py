@@ -6,38 +6,14 @@ authenticates as a user holding every scope.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
-from gateway.app import create_app
-from gateway.triton.launcher import free_port
-from tests.gateway.api_support import PASSWORD, gateway_settings  # noqa: F401 - fixture
+from tests.gateway.api_support import PASSWORD, gateway_settings, live_gateway  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.triton
-
-
-@pytest.fixture
-def live_gateway(gateway_settings):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(gateway_settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    app = server.config.loaded_app
-    yield base, app
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -259,15 +259,14 @@ class StreamConnection:
 
     async def _next_message(self, timeout: float) -> bytes | object | None:
         """The next client message: bytes, a parsed control message, or None after answering a bad one."""
-        deadline = timeout
-        if self.expires_at is not None:
-            deadline = min(deadline, max(0.0, self.expires_at - time.time()))
+        until_expiry = None if self.expires_at is None else max(0.0, self.expires_at - time.time())
+        expiry_first = until_expiry is not None and until_expiry <= timeout
         try:
-            raw = await asyncio.wait_for(self.ws.receive(), timeout=deadline)
+            raw = await asyncio.wait_for(self.ws.receive(), timeout=until_expiry if expiry_first else timeout)
         except asyncio.TimeoutError:
-            if self.expires_at is not None and time.time() >= self.expires_at:
+            if expiry_first:
                 raise CloseStream(CLOSE_UNAUTHORIZED, Unauthorized(
-                    "the access token expired; send {\"type\": \"auth\", \"token\": ...} before it does",
+                    'the access token expired; send {"type": "auth", "token": ...} before it does',
                     code="token_expired")) from None
             raise CloseStream(CLOSE_TIMEOUT, ApiError(f"no message for {timeout:.0f} s", code="idle_timeout")) from None
         if raw["type"] == "websocket.disconnect":

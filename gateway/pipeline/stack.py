@@ -1,0 +1,68 @@
+"""The speech providers a gateway process uses, chosen by settings and loaded once per process."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from gateway.pipeline.interfaces import Transcriber, Translator, Voice
+from gateway.pipeline.phonemes import espeak_voice
+from gateway.pipeline.stt import AmazonTranscribeTranscriber, WhisperTranscriber, whisper_model_dir
+from gateway.pipeline.synthesis import KokoroSynthesizer
+from gateway.pipeline.translate import make_translator
+from gateway.pipeline.voices import DEFAULT_VOICE, load_presets, nearest_preset, preset_embeddings
+from gateway.settings import Settings
+from gateway.triton.client import TritonClient
+
+
+@lru_cache(maxsize=4)
+def _whisper(model_dir: Path, threads: int, chunk_length: int) -> WhisperTranscriber:
+    """Loading Whisper takes seconds and hundreds of MB: one instance per process serves every session."""
+    return WhisperTranscriber(model_dir, cpu_threads=threads, chunk_length=chunk_length)
+
+
+class SpeechStack:
+    def __init__(self, settings: Settings, triton: TritonClient):
+        self.settings = settings
+        self.triton = triton
+        self.synthesizer = KokoroSynthesizer(triton)
+        self.presets = load_presets()
+        self._preset_embeddings: asyncio.Task | None = None
+
+    @cached_property
+    def transcriber(self) -> Transcriber:
+        s = self.settings
+        if s.stt_provider == "amazon":
+            return AmazonTranscribeTranscriber(s.transcribe_bucket, prefix=s.s3_prefix, region=s.aws_region,
+                                               endpoint_url=s.aws_endpoint_url)
+        return _whisper(whisper_model_dir(s.stt_model, s.build_dir), s.stt_threads, s.stt_chunk_length)
+
+    def translator(self, source_language: str, target_language: str) -> Translator:
+        espeak_voice(target_language)  # refuse a language we cannot speak before the stream starts
+        s = self.settings
+        return make_translator(source_language, target_language, provider=s.translation_provider,
+                               model_dirs=s.translation_models, aws_region=s.aws_region,
+                               aws_endpoint_url=s.aws_endpoint_url)
+
+    def warm_up(self) -> None:
+        """Start computing the preset voices' embeddings (seconds of synthesis, cached on disk) in the background."""
+        if self._preset_embeddings is None:
+            self._preset_embeddings = asyncio.ensure_future(
+                preset_embeddings(self.triton, self.presets, self.settings.build_dir / "preset_embeddings.json")
+            )
+
+    async def voice_for(self, embedding: np.ndarray | None) -> Voice:
+        """The preset nearest to a profile's speaker embedding (the default voice without a profile)."""
+        if embedding is None:
+            return self.presets[DEFAULT_VOICE]
+        self.warm_up()
+        try:
+            embeddings = await asyncio.shield(self._preset_embeddings)
+        except Exception:
+            self._preset_embeddings = None  # e.g. Triton was down: try again next time
+            raise
+        return nearest_preset(embedding, embeddings, self.presets)
+

@@ -1,0 +1,75 @@
+"""Kokoro over Triton, clause by clause: the first clause is played while the next ones are made."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from gateway.errors import BadRequest
+from gateway.pipeline.interfaces import SpokenClause, Voice
+from gateway.pipeline.phonemes import Phonemizer, espeak_voice
+from gateway.pipeline.text import split_clauses
+from gateway.triton.client import TritonClient
+
+SAMPLE_RATE = 24_000
+MIN_SPEED, MAX_SPEED = 0.5, 2.0  # Kokoro was only tried within this range here
+
+
+class KokoroSynthesizer:
+    """`SpeechSynthesizer` on the Triton `synthesizer` model, with espeak-ng phonemes."""
+
+    def __init__(
+        self, triton: TritonClient, phonemizer: Phonemizer | None = None, max_chars: int = 160, min_chars: int = 12
+    ):
+        self.triton = triton
+        self.phonemizer = phonemizer or Phonemizer()
+        self.max_chars = max_chars
+        self.min_chars = min_chars
+
+    async def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0) -> AsyncIterator[SpokenClause]:
+        """One SpokenClause per clause of `split_clauses`, in order; a clause with nothing to pronounce is
+        skipped. espeak runs in a thread, phonemizing the next clause while Triton synthesizes this one."""
+        espeak_voice(language)  # refuse an unsupported language before anything is yielded
+        if not MIN_SPEED <= speed <= MAX_SPEED:
+            raise BadRequest(f"speed {speed} is outside {MIN_SPEED}..{MAX_SPEED}", code="invalid_speed")
+        clauses = deque(split_clauses(text, self.max_chars, self.min_chars))
+        ahead = self._phonemize_first(clauses, language)
+        try:
+            while clauses:
+                clause = clauses.popleft()
+                try:
+                    tokens = await ahead
+                except ValueError:  # over 510 tokens (long numbers read out digit by digit): halve and retry
+                    if len(clause) < 2:
+                        raise
+                    clauses.extendleft(reversed(split_clauses(clause, max(1, len(clause) // 2), 0)))
+                    ahead = self._phonemize_first(clauses, language)
+                    continue
+                ahead = self._phonemize_first(clauses, language)
+                if len(tokens) == 0:
+                    continue
+                audio = await self.triton.synthesize(tokens, voice.styles[len(tokens) - 1], speed)
+                yield SpokenClause(clause, trim_silence(audio))
+        finally:
+            if ahead is not None:  # the listener stopped early or a call failed: drop the work ahead
+                ahead.cancel()
+
+    def _phonemize_first(self, clauses: deque[str], language: str) -> asyncio.Task | None:
+        """Start phonemizing the next clause in a thread, so it overlaps the current synthesis."""
+        if not clauses:
+            return None
+        return asyncio.create_task(asyncio.to_thread(self.phonemizer.tokens, clauses[0], language))
+
+
+def trim_silence(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03) -> np.ndarray:
+    """Cut leading and trailing samples quieter than `threshold`, keeping `pad_s` around the sound so onsets
+    and decays are not clipped. Audio with nothing above the threshold is returned as it is."""
+    audio = np.asarray(audio, dtype=np.float32).ravel()
+    loud = np.flatnonzero(np.abs(audio) >= threshold)
+    if len(loud) == 0:
+        return audio
+    pad = int(pad_s * SAMPLE_RATE)
+    return audio[max(0, loud[0] - pad) : loud[-1] + 1 + pad]

@@ -1,0 +1,81 @@
+"""Cutting a translation into clauses, so synthesis can start on the first one while the rest is made.
+
+Clauses end at sentence and clause punctuation. Very short clauses are merged into a neighbour (Kokoro
+sounds clipped on one or two words, and each call has a fixed cost); over-long ones are cut at a space
+(Kokoro takes at most 510 phoneme tokens, and a long clause delays the first audio).
+"""
+
+from __future__ import annotations
+
+import re
+
+# A run of these ends a clause when a space (or the end of the text) follows, so "3.14" and "e.g.x" stay whole.
+_CLOSING = ".!?;:,…"
+# These end a clause wherever they are: CJK text puts no space after its punctuation.
+_CLOSING_ANYWHERE = "。、！？；：，．"
+# Spanish opening marks start a clause: "¿cómo estás?" keeps its "¿".
+_OPENING = "¿¡"
+_PUNCTUATION_RUN = re.compile(f"[{re.escape(_CLOSING + _CLOSING_ANYWHERE)}]+|[{_OPENING}]")
+
+
+def split_clauses(text: str, max_chars: int = 160, min_chars: int = 12) -> list[str]:
+    """Split `text` into clauses of at most `max_chars` characters, none shorter than `min_chars` unless it is
+    the only one.
+
+    Whitespace runs (anything `str.split` splits on) become single spaces and clauses carry no outer spaces;
+    every other character is kept, in order. A clause keeps its punctuation (it ends with its "," or "?",
+    and starts with its "¿"). A clause longer than `max_chars` is cut at its last space that leaves both
+    parts at least `min_chars` long, or inside a word when no space qualifies.
+    """
+    if min_chars < 0 or max_chars < 2 * min_chars + 1:
+        raise ValueError(f"need 0 <= min_chars and max_chars >= 2 * min_chars + 1 (got {min_chars}, {max_chars})")
+    normalised = " ".join(text.split())
+    clauses: list[str] = []
+    for clause in _merge_short(normalised, _boundaries(normalised), min_chars):
+        clauses.extend(_cut_long(clause, max_chars, min_chars))
+    return clauses
+
+
+def _boundaries(text: str) -> list[int]:
+    """Offsets where one punctuation clause ends and the next begins, 0 and len(text) included."""
+    cuts = {0, len(text)}
+    for run in _PUNCTUATION_RUN.finditer(text):
+        mark = run.group()
+        if mark in _OPENING:
+            cuts.add(run.start())
+        elif run.end() == len(text) or text[run.end()] == " " or any(c in _CLOSING_ANYWHERE for c in mark):
+            cuts.add(run.end())
+    return sorted(cuts)
+
+
+def _merge_short(text: str, cuts: list[int], min_chars: int) -> list[str]:
+    """Grow each clause forward until it has `min_chars` characters; a short last one joins the clause before."""
+    pieces = [(start, end) for start, end in zip(cuts, cuts[1:]) if text[start:end].strip()]
+    spans: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if spans and len(text[spans[-1][0] : spans[-1][1]].strip()) < min_chars:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    if len(spans) > 1 and len(text[spans[-1][0] : spans[-1][1]].strip()) < min_chars:
+        last = spans.pop()
+        spans[-1] = (spans[-1][0], last[1])
+    return [text[start:end].strip() for start, end in spans]
+
+
+def _cut_long(clause: str, max_chars: int, min_chars: int) -> list[str]:
+    """Cut at the last space that leaves a head of min..max characters and a tail of at least `min_chars`.
+
+    With no such space the cut goes inside a word, at the last offset that keeps both limits; that offset
+    has non-space characters on both sides (the searched range holds no space), so no part shrinks when
+    stripped. `max_chars >= 2 * min_chars + 1` guarantees the range is never empty.
+    """
+    out = []
+    while len(clause) > max_chars:
+        last = min(max_chars, len(clause) - 1 - min_chars)
+        space = clause.rfind(" ", min_chars, last + 1)
+        cut, skip = (space, 1) if space >= 0 else (last, 0)
+        out.append(clause[:cut])
+        clause = clause[cut + skip :]
+    out.append(clause)
+    return out
