@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from tqdm import tqdm
 from export.repository import ModelRepository
 from export.specs import SPEAKER_ENCODER
 from gateway.settings import get_settings
-from gateway.triton.launcher import TritonServer
+from gateway.local_stack import private_triton
 
 CLIP_SECONDS = 1.5  # one 160-frame partial per request
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -197,12 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows = triton_throughput(args.url, args.concurrency, args.seconds)
     else:
         # A private copy of the repository: the benchmark reloads speaker_encoder with other configs.
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / "model_repository"
-            shutil.copytree(settings.model_repository, root, ignore=shutil.ignore_patterns(".retired", ".staging"))
-            with TritonServer(repository=root) as server:
-                server.load(BATCHED_MODELS)
-                rows = triton_throughput(server.grpc_url, args.concurrency, args.seconds)
+        with private_triton(settings.model_repository, BATCHED_MODELS) as server:
+            rows = triton_throughput(server.grpc_url, args.concurrency, args.seconds)
     ceiling = in_process_ceiling(repo, threads, args.seconds)
 
     top = max(args.concurrency)

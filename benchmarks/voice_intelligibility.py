@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import load_presets
 from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
-from gateway.triton.launcher import TritonServer
+from gateway.local_stack import private_triton
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -61,12 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / time.strftime("%Y-%m-%d"))
     args = parser.parse_args(argv)
     settings = get_settings()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "model_repository"
-        shutil.copytree(settings.model_repository, root, ignore=shutil.ignore_patterns(".retired", ".staging"))
-        with TritonServer(repository=root) as server:
-            server.load(["synthesizer"])
-            scores = asyncio.run(measure(server.grpc_url, args.utterances))
+    with private_triton(settings.model_repository, ["synthesizer"]) as server:
+        scores = asyncio.run(measure(server.grpc_url, args.utterances))
     means = {name: float(np.mean(values)) for name, values in scores.items()}
     table = Table("preset", "mean WER", "per utterance", title="Whisper-base WER of English read by each preset")
     for name in sorted(means, key=means.get):

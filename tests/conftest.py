@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +12,9 @@ import soundfile
 
 from export.repository import ModelRepository
 from export.specs import SERVED_MODELS
+from gateway.local_stack import copy_repository
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer
-
-SMALL_FILE = 1 << 20
-
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
@@ -37,16 +33,6 @@ def utterances(data_dir) -> list[tuple[str, np.ndarray]]:
         assert rate == 16_000
         out.append((path.stem.split("-")[0], wav))
     return out
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    if os.path.getsize(src) > SMALL_FILE:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:  # another filesystem: fall back to a copy
-            pass
-    shutil.copy2(src, dst)
 
 
 @dataclass
@@ -70,8 +56,7 @@ def triton(tmp_path_factory) -> TritonFixture:
     source = get_settings().model_repository
     if ModelRepository(source).latest("speaker_encoder") is None:
         pytest.fail("model_repository/ is not materialised: run `make models`")
-    root = tmp_path_factory.mktemp("triton") / "model_repository"
-    shutil.copytree(source, root, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".retired", ".staging"))
+    root = copy_repository(source, tmp_path_factory.mktemp("triton") / "model_repository")
     server = TritonServer(repository=root, log_path=root.parent / "tritonserver.log")
     with server:
         server.load(SERVED_MODELS)

@@ -5,6 +5,10 @@ worker drains in order: final transcript -> translation -> clause-by-clause synt
 first clause's audio as soon as it exists. While someone speaks and the worker is idle, partial
 transcripts of the utterance so far are produced. A failing utterance (Triton down, say) yields an
 `error` event for that utterance; the session and the next utterance carry on.
+
+Latency: the final transcript is started speculatively as soon as the speaker pauses
+(`speculate_after_ms` of silence), while the VAD still waits to be sure the utterance ended; if
+speech resumes the guess is dropped. The first clause of the translation is kept short.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Utterance:
     audio: np.ndarray
     ended_at: float  # monotonic time the VAD declared the end
     end_sample: int
+    transcript: asyncio.Task | None = None  # started speculatively during the closing pause
 
 
 @dataclass
@@ -61,6 +66,7 @@ class LiveSettings:
     speed: float = 1.0
     partial_interval_s: float = 1.0
     max_pending_utterances: int = 4
+    speculate_after_ms: float = 200.0
 
 
 class LiveTranslation:
@@ -76,13 +82,26 @@ class LiveTranslation:
         self._partial: asyncio.Task | None = None
         self._last_partial_samples = 0
         self._current_id = ""
+        self._speculation: asyncio.Task | None = None
         self._worker = asyncio.create_task(self._work(), name="live-translation-worker")
 
     # --- ingress -------------------------------------------------------------------------------
     async def push(self, samples16k: np.ndarray) -> None:
         for event in self.vad.feed(samples16k):
             await self._on_vad(event)
+        self._maybe_speculate()
         self._maybe_partial()
+
+    def _maybe_speculate(self) -> None:
+        if not self.vad.speaking:
+            return
+        if self.vad.silence_ms == 0:
+            if self._speculation is not None:  # speech resumed: the guess is stale (and dropped if not started)
+                self._speculation.cancel()
+                self._speculation = None
+        elif self.vad.silence_ms >= self.settings.speculate_after_ms and self._speculation is None:
+            audio = self.vad.current_utterance()
+            self._speculation = asyncio.ensure_future(self.transcriber.transcribe(audio, self.settings.source_language))
 
     async def flush(self) -> None:
         for event in self.vad.flush():
@@ -95,10 +114,11 @@ class LiveTranslation:
         await self._worker
 
     async def cancel(self) -> None:
-        for task in (self._worker, self._partial):
+        for task in (self._worker, self._partial, self._speculation):
             if task and not task.done():
                 task.cancel()
-        await asyncio.gather(*(t for t in (self._worker, self._partial) if t), return_exceptions=True)
+        await asyncio.gather(*(t for t in (self._worker, self._partial, self._speculation) if t),
+                             return_exceptions=True)
 
     async def _on_vad(self, event) -> None:
         seconds = round(event.sample / RATE, 3)
@@ -107,7 +127,8 @@ class LiveTranslation:
             self._last_partial_samples = 0
             await self.emit(Event("vad", {"state": "start", "utterance_id": self._current_id, "stream_seconds": seconds}))
             return
-        utterance = Utterance(self._current_id, event.audio, self.clock(), event.sample)
+        utterance = Utterance(self._current_id, event.audio, self.clock(), event.sample, self._speculation)
+        self._speculation = None
         await self.emit(Event("vad", {"state": "end", "utterance_id": utterance.id, "stream_seconds": seconds}))
         if self.queue.full():
             await self.emit(Event("error", {
@@ -118,7 +139,8 @@ class LiveTranslation:
         self.queue.put_nowait(utterance)
 
     def _maybe_partial(self) -> None:
-        if not self.vad.speaking or self._busy or (self._partial and not self._partial.done()):
+        if (not self.vad.speaking or self.vad.silence_ms > 0 or self._busy
+                or (self._partial and not self._partial.done())):
             return
         audio = self.vad.current_utterance()
         if len(audio) - self._last_partial_samples < self.settings.partial_interval_s * RATE:
@@ -156,7 +178,8 @@ class LiveTranslation:
     async def _translate(self, utterance: Utterance) -> None:
         s = self.settings
         marks = {"vad_end": utterance.ended_at}
-        transcript = (await self.transcriber.transcribe(utterance.audio, s.source_language)).strip()
+        pending = utterance.transcript or self.transcriber.transcribe(utterance.audio, s.source_language)
+        transcript = (await pending).strip()
         marks["transcript"] = self.clock()
         await self.emit(Event("transcript", {"utterance_id": utterance.id, "text": transcript}))
         if not transcript:

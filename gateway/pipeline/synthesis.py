@@ -22,12 +22,14 @@ class KokoroSynthesizer:
     """`SpeechSynthesizer` on the Triton `synthesizer` model, with espeak-ng phonemes."""
 
     def __init__(
-        self, triton: TritonClient, phonemizer: Phonemizer | None = None, max_chars: int = 160, min_chars: int = 12
+        self, triton: TritonClient, phonemizer: Phonemizer | None = None, max_chars: int = 160, min_chars: int = 12,
+        first_max_chars: int = 32,
     ):
         self.triton = triton
         self.phonemizer = phonemizer or Phonemizer()
         self.max_chars = max_chars
         self.min_chars = min_chars
+        self.first_max_chars = first_max_chars
 
     async def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0) -> AsyncIterator[SpokenClause]:
         """One SpokenClause per clause of `split_clauses`, in order; a clause with nothing to pronounce is
@@ -36,6 +38,9 @@ class KokoroSynthesizer:
         if not MIN_SPEED <= speed <= MAX_SPEED:
             raise BadRequest(f"speed {speed} is outside {MIN_SPEED}..{MAX_SPEED}", code="invalid_speed")
         clauses = deque(split_clauses(text, self.max_chars, self.min_chars))
+        if clauses and len(clauses[0]) > self.first_max_chars:
+            # The listener waits for the first clause alone: keep it short, the rest follows while it plays.
+            clauses.extendleft(reversed(split_clauses(clauses.popleft(), self.first_max_chars, self.min_chars)))
         ahead = self._phonemize_first(clauses, language)
         try:
             while clauses:

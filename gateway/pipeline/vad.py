@@ -50,6 +50,11 @@ class StreamingVad:
     def speaking(self) -> bool:
         return self._speaking
 
+    @property
+    def silence_ms(self) -> float:
+        """How long the speaker has been silent within the current utterance (0 while they talk)."""
+        return 1000 * self._silence_run / RATE if self._speaking else 0.0
+
     def current_utterance(self) -> np.ndarray:
         """Audio of the utterance in progress (for partial transcripts); empty when nobody speaks."""
         if not self._speaking:

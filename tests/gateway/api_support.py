@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import io
-import threading
-import time
 import uuid
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import soundfile
-import uvicorn
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from gateway.triton.launcher import free_port
+from gateway.local_stack import gateway_in_thread
 
 PASSWORD = "correct horse battery"
 
@@ -54,28 +51,9 @@ def make_client(settings: Settings):
         yield client
 
 
-@contextmanager
-def serve(settings: Settings):
-    """The gateway on a real loopback port (uvicorn in a thread): yields (base URL, app)."""
-    port = free_port()
-    application = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    yield base, application
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture
 def live_gateway(gateway_settings):
-    with serve(gateway_settings) as running:
+    with gateway_in_thread(gateway_settings) as running:
         yield running
 
 

@@ -20,7 +20,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.gateway.api_support import PASSWORD, gateway_settings, serve  # noqa: F401 - fixtures
+from gateway.local_stack import gateway_in_thread
+from tests.gateway.api_support import PASSWORD, gateway_settings  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.triton
 
@@ -95,7 +96,7 @@ def wait_for(browser, condition, timeout: float, what: str) -> dict:
 
 
 def test_demo_assets_are_served_and_nothing_else(gateway_settings):
-    with serve(gateway_settings) as (base, _), httpx.Client(base_url=base) as client:
+    with gateway_in_thread(gateway_settings) as (base, _), httpx.Client(base_url=base) as client:
         page = client.get("/demo")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert client.get("/demo/static/app.js").headers["content-type"].startswith("text/javascript")
@@ -106,7 +107,7 @@ def test_demo_assets_are_served_and_nothing_else(gateway_settings):
 
 
 def test_demo_page_signs_up_enrols_and_translates_live_speech(gateway_settings, browser):
-    with serve(gateway_settings) as (base, _):
+    with gateway_in_thread(gateway_settings) as (base, _):
         browser.get(f"{base}/demo")
         browser.find_element(By.ID, "username").send_keys("demo-user")
         browser.find_element(By.ID, "password").send_keys(PASSWORD)

@@ -278,8 +278,10 @@ def verifier(fetch, clock) -> JwksVerifier:
 
 @pytest.mark.anyio
 async def test_jwks_round_trip_and_cache(verifier, fetch, signing_key, clock):
-    principal = await verifier.verify(external_token(signing_key, "k1", clock.now))
-    assert principal == Principal("ext-user", frozenset({"stream", "profiles:write"}), "jwks", "j-1")
+    token = external_token(signing_key, "k1", clock.now)
+    principal = await verifier.verify(token)
+    expires_at = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+    assert principal == Principal("ext-user", frozenset({"stream", "profiles:write"}), "jwks", "j-1", expires_at)
     await verifier.verify(external_token(signing_key, "k1", clock.now))
     assert fetch.calls == 1
     clock.now += 601  # cache TTL over

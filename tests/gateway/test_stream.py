@@ -12,9 +12,10 @@ import soxr
 import websocket
 
 from benchmarks.quality import word_error_rate
+from gateway.local_stack import gateway_in_thread
 from gateway.stream_client import StreamClient
 from tests.gateway.api_support import (  # noqa: F401 - fixtures
-    PASSWORD, gateway_settings, live_gateway, serve,
+    PASSWORD, gateway_settings, live_gateway,
 )
 
 pytestmark = pytest.mark.triton
@@ -160,7 +161,7 @@ def test_session_problems_close_the_stream_with_specific_codes(live_gateway):
 
 
 def test_token_expiring_mid_stream_closes_with_4401_unless_renewed(gateway_settings, utterances):
-    with serve(gateway_settings.model_copy(update={"access_token_ttl_s": 3})) as (base, _):
+    with gateway_in_thread(gateway_settings.model_copy(update={"access_token_ttl_s": 3})) as (base, _):
         tokens = login(base, "sleepy")
         ws = connect(base, new_session(base, tokens), tokens)
         ws.send(json.dumps({"type": "config"}))

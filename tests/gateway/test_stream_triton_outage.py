@@ -4,7 +4,6 @@ utterance is translated once Triton is back. Uses a private Triton so the shared
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import httpx
@@ -14,9 +13,10 @@ import websocket
 
 from export.specs import SERVED_MODELS
 from gateway.audio import float_to_pcm16
+from gateway.local_stack import copy_repository, gateway_in_thread
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer, free_port
-from tests.gateway.api_support import gateway_settings, serve  # noqa: F401 - fixture
+from tests.gateway.api_support import gateway_settings  # noqa: F401 - fixture
 from tests.gateway.test_stream import login, new_session, next_json
 
 pytestmark = pytest.mark.triton
@@ -40,15 +40,14 @@ def events_until(ws, predicate, timeout_s: float = 120) -> list[dict]:
 
 
 def test_triton_outage_fails_one_utterance_and_the_stream_recovers(gateway_settings, utterances, tmp_path):
-    repository = tmp_path / "model_repository"
-    shutil.copytree(get_settings().model_repository, repository, ignore=shutil.ignore_patterns(".retired", ".staging"))
+    repository = copy_repository(get_settings().model_repository, tmp_path / "model_repository")
     ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
     triton = TritonServer(repository=repository, **ports).start()
     triton.load(SERVED_MODELS)
     settings = gateway_settings.model_copy(update={"triton_grpc_port": ports["grpc_port"],
                                                    "triton_http_port": ports["http_port"]})
     try:
-        with serve(settings) as (base, _):
+        with gateway_in_thread(settings) as (base, _):
             tokens = login(base, "outage")
             url = base.replace("http://", "ws://") + f"/v1/sessions/{new_session(base, tokens)}/stream"
             ws = websocket.create_connection(url, header=[f"Authorization: Bearer {tokens['access_token']}"])
