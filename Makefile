@@ -8,8 +8,8 @@ BIN := $(VENV)/bin
 UNIVOICE := $(BIN)/univoice
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libpython3.11: the Triton python-backend stub embeds it. espeak-ng: text -> phonemes for synthesis.
-# chromium + chromium-driver: the browser test of the /demo page.
-APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver
+# chromium + chromium-driver: the browser test of the /demo page. docker-compose: validates docker-compose.yml.
+APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver docker-compose
 
 .PHONY: help setup system-packages models export run triton test bench clean distclean
 

@@ -34,6 +34,7 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import gevent
@@ -150,7 +151,7 @@ class ConversationUser(HttpUser):
             if utterance.first_audio_at is not None and utterance.vad_end_stream_seconds is not None:
                 waited = utterance.first_audio_at - result.send_time_of(utterance.vad_end_stream_seconds)
                 fire(request_type="WS", name=FIRST_AUDIO, response_time=1000 * waited, response_length=chunks,
-                     exception=None, context={})
+                     exception=None, context={"timings_ms": utterance.timings_ms})
             if "audio_end_after_end_ms" in utterance.timings_ms:
                 fire(request_type="WS", name=UTTERANCE_TOTAL,
                      response_time=utterance.timings_ms["audio_end_after_end_ms"], response_length=chunks,
@@ -160,7 +161,8 @@ class ConversationUser(HttpUser):
             fire(request_type="WS", name="dropped frames", response_time=0, response_length=dropped, context={},
                  exception=RuntimeError(f"{dropped} audio frame(s) dropped (sequence gaps)"))
         for error in result.errors:
-            fire(request_type="WS", name="error event", response_time=0, response_length=0, context={},
+            fire(request_type="WS", name="error event", response_time=0, response_length=0,
+                 context={"code": error.get("code")},
                  exception=RuntimeError(f"{error.get('code')}: {error.get('message')}"))
 
     def _fire(self, name: str, started: float, *, length: int = 0, exception: Exception | None = None) -> None:
@@ -211,33 +213,40 @@ def _percentiles(values: list[float]) -> dict:
             **{f"p{p}": float(np.percentile(array, p)) for p in (50, 95, 99)}, "max": float(array.max())}
 
 
-def run(host: str, users: int, rest_users: int, duration_s: float, spawn_rate: float) -> dict:
+def run(host: str, users: int, rest_users: int, duration_s: float, spawn_rate: float, drain_s: float) -> dict:
     """`users` conversations + `rest_users` REST users for `duration_s` after all have spawned.
 
-    Locust's own stats restart when spawning completes (`reset_stats`); failures and user exceptions are
-    also kept from the very start, so a smoke test sees those of the ramp too. Exact latency samples are
-    kept besides Locust's percentiles, which round to 100 ms above 1 s.
+    Then users stop; with `drain_s` a stream still running is finished (up to that long) and counted, so
+    the slowest answers are not the ones left out. Locust's own stats restart when spawning completes
+    (`reset_stats`); failures, user exceptions, error events and dropped frames are kept from the very
+    start, so a smoke test sees those of the ramp too. Exact latencies are kept besides Locust's
+    percentiles, which round to 100 ms above 1 s.
     """
     from locust.env import Environment
 
     RestUser.fixed_count = rest_users
     env = Environment(user_classes=[ConversationUser, RestUser] if rest_users else [ConversationUser],
-                      events=events, host=host, reset_stats=True)
-    samples: dict[str, list[float]] = {FIRST_AUDIO: [], UTTERANCE_TOTAL: []}
-    timings: list[dict] = []
+                      events=events, host=host, reset_stats=True, stop_timeout=drain_s or None)
+    first_audio: list[dict] = []
+    totals: list[float] = []
     failures: list[str] = []
     user_errors: list[str] = []
+    error_codes: Counter = Counter()
+    dropped = 0
     measuring = {"since": None}
 
-    def on_request(name, response_time, exception, context, request_type, **_):
+    def on_request(name, response_time, response_length, exception, context, request_type, **_):
+        nonlocal dropped
         if exception is not None:
             failures.append(f"{request_type} {name}: {exception}")
-        if measuring["since"] is None:
-            return
-        if name in samples and exception is None:
-            samples[name].append(response_time)
-        if name == UTTERANCE_TOTAL:
-            timings.append(context["timings_ms"])
+        if name == "error event":
+            error_codes[context["code"]] += 1
+        elif name == "dropped frames":
+            dropped += response_length
+        elif measuring["since"] is not None and name == FIRST_AUDIO:
+            first_audio.append({"first_audio_ms": response_time, "timings_ms": context["timings_ms"]})
+        elif measuring["since"] is not None and name == UTTERANCE_TOTAL:
+            totals.append(response_time)
 
     def on_spawned(user_count, **_):
         measuring["since"] = time.monotonic()
@@ -250,20 +259,19 @@ def run(host: str, users: int, rest_users: int, duration_s: float, spawn_rate: f
     while measuring["since"] is None:
         gevent.sleep(0.1)
     gevent.sleep(duration_s)
+    runner.quit()
     window_s = time.monotonic() - measuring["since"]
     entries = [{"method": e.method, "name": e.name, "requests": e.num_requests, "failures": e.num_failures,
                 "p50_ms": e.get_response_time_percentile(0.5), "p95_ms": e.get_response_time_percentile(0.95),
                 "p99_ms": e.get_response_time_percentile(0.99), "mean_ms": e.avg_response_time,
                 "mean_length": e.avg_content_length, "per_s": e.num_requests / window_s}
                for e in env.stats.entries.values()]
-    errors = [{"method": e.method, "name": e.name, "error": e.error, "occurrences": e.occurrences}
-              for e in env.stats.errors.values()]
-    runner.quit()
     return {
-        "users": users, "rest_users": rest_users, "window_s": window_s, "entries": entries, "errors": errors,
-        "first_audio_ms": _percentiles(samples[FIRST_AUDIO]), "utterance_total_ms": _percentiles(samples[UTTERANCE_TOTAL]),
-        "first_audio_samples_ms": samples[FIRST_AUDIO], "server_timings_ms": timings,
-        "failures_since_start": failures, "user_errors": user_errors,
+        "users": users, "rest_users": rest_users, "window_s": window_s, "entries": entries,
+        "first_audio_ms": _percentiles([r["first_audio_ms"] for r in first_audio]),
+        "utterance_total_ms": _percentiles(totals), "first_audio_rows": first_audio,
+        "failures_since_start": failures, "user_errors": user_errors, "error_events": dict(error_codes),
+        "dropped_frames": dropped,
     }
 
 
@@ -274,9 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rest-users", type=int, default=1)
     parser.add_argument("--duration", type=float, required=True, help="seconds measured after the ramp")
     parser.add_argument("--spawn-rate", type=float, default=1.0)
+    parser.add_argument("--drain-s", type=float, default=120.0, help="at most this long to finish running streams")
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the results")
     args = parser.parse_args(argv)
-    result = run(args.host, args.users, args.rest_users, args.duration, args.spawn_rate)
+    result = run(args.host, args.users, args.rest_users, args.duration, args.spawn_rate, args.drain_s)
     args.out.write_text(json.dumps(result) + "\n")
 
 
