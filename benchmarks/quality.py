@@ -7,8 +7,16 @@ import unicodedata
 
 
 def normalise_words(text: str) -> list[str]:
-    """Lowercase words with punctuation removed ("Don't!" -> "dont"), so WER counts wording, not typography."""
-    kept = "".join(char for char in text.lower() if not unicodedata.category(char).startswith("P"))
+    """Lowercase words with punctuation removed ("Don't!" -> "dont"), so WER counts wording, not typography.
+
+    Dashes separate words ("ladies-eardrops" -> "ladies eardrops"): whether a transcriber hyphenates a
+    compound is typography too.
+    """
+    kept = "".join(
+        " " if unicodedata.category(char) == "Pd" else char
+        for char in text.lower()
+        if unicodedata.category(char) == "Pd" or not unicodedata.category(char).startswith("P")
+    )
     return kept.split()
 
 

@@ -36,3 +36,7 @@ def test_substitution_deletion_and_insertion_each_count_one():
 def test_an_empty_reference_counts_every_hypothesis_word():
     assert word_error_rate("", "") == 0.0
     assert word_error_rate("", "two words") == 2.0
+
+
+def test_hyphenation_is_typography_not_wording():
+    assert word_error_rate("ladies-eardrops by the brook", "ladies eardrops by the brook") == 0.0
