@@ -47,8 +47,8 @@ run: models  ## the whole stack on embedded defaults: gateway :8080 + bundled Tr
 test: models  ## the test suite (starts one real tritonserver for the session)
 	$(BIN)/pytest
 
-bench: models  ## Triton batching benchmark -> benchmarks/results/
-	$(BIN)/python -m benchmarks.embedding_throughput
+bench: models  ## every benchmark + concurrent-conversation load test (~15 min) -> benchmarks/results/<date>/report.md
+	$(BIN)/python -m benchmarks.load
 
 clean:  ## remove built model versions, retired versions and caches (keeps the venv)
 	rm -rf model_repository/speaker_encoder/[0-9]* model_repository/synthesizer/[0-9]* \

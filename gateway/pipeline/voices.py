@@ -21,9 +21,9 @@ from gateway.pipeline.phonemes import Phonemizer
 from gateway.triton.client import TritonClient
 
 # Without a voice profile: the most intelligible preset. Whisper-base WER of English read by each preset
-# (6 LibriSpeech transcripts, `python -m benchmarks.voice_intelligibility`): jm_kumo 2.4 %,
-# jf_gongitsune 4.6 %, jf_nezumi 4.9 %, jf_tebukuro 9.3 %, jf_alpha 9.6 %.
-DEFAULT_VOICE = "jm_kumo"
+# (6 LibriSpeech transcripts, `python -m benchmarks.voice_intelligibility`, 2026-11-29): jf_gongitsune
+# 4.0 %, jm_kumo 4.2 %, jf_nezumi 4.6 %, jf_tebukuro 10.3 %, jf_alpha 13.2 %.
+DEFAULT_VOICE = "jf_gongitsune"
 SAMPLE_RATE = 24_000  # Kokoro's output
 EMBEDDING_RATE = 16_000  # the speaker encoder's input
 
