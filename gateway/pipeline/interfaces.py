@@ -14,6 +14,10 @@ class Transcriber(Protocol):
 
     async def transcribe(self, samples16k: np.ndarray, language: str) -> str: ...
 
+    @property
+    def busy(self) -> bool:
+        """True while calls are queued or running: best-effort work (partials) should then wait its turn."""
+
 
 class Translator(Protocol):
     async def translate(self, text: str, source_language: str, target_language: str) -> str: ...

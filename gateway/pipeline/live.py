@@ -139,7 +139,8 @@ class LiveTranslation:
         self.queue.put_nowait(utterance)
 
     def _maybe_partial(self) -> None:
-        if (not self.vad.speaking or self.vad.silence_ms > 0 or self._busy
+        # Partials are best effort: never queue one where a final (this stream's or another's) would wait.
+        if (not self.vad.speaking or self.vad.silence_ms > 0 or self._busy or self.transcriber.busy
                 or (self._partial and not self._partial.done())):
             return
         audio = self.vad.current_utterance()

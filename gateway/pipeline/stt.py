@@ -139,6 +139,7 @@ class WhisperTranscriber:
         self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
         self.languages = frozenset(self._model.supported_languages)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._in_flight = 0  # calls queued or running, across every session of the process
 
     async def transcribe(self, samples16k: np.ndarray, language: str) -> str:
         if language not in self.languages:
@@ -148,7 +149,17 @@ class WhisperTranscriber:
         if len(samples) < MIN_SAMPLES:
             return ""
         # A cancelled caller leaves its call running on the worker; later calls queue behind it.
-        return await asyncio.get_running_loop().run_in_executor(self._worker, self._transcribe, samples, language)
+        self._in_flight += 1
+        future = asyncio.get_running_loop().run_in_executor(self._worker, self._transcribe, samples, language)
+        future.add_done_callback(self._done)
+        return await future
+
+    def _done(self, _future) -> None:
+        self._in_flight -= 1
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight > 0
 
     def _transcribe(self, samples: np.ndarray, language: str) -> str:
         segments, _ = self._model.transcribe(
@@ -191,6 +202,9 @@ class AmazonTranscribeTranscriber:
         self._s3 = s3_client or boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
         self._transcribe = transcribe_client or boto3.client("transcribe", region_name=region,
                                                              endpoint_url=endpoint_url)
+
+    # Batch jobs take seconds: never worth starting one for a partial transcript.
+    busy = True
 
     async def transcribe(self, samples16k: np.ndarray, language: str) -> str:
         code = self.language_codes.get(language)
