@@ -8,6 +8,10 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.gateway.api_support import (  # noqa: F401 - fixtures shared by the API and stream tests
+    admin_headers, api, gateway_settings, live_gateway, store_api, store_settings,
+)
+
 
 @pytest.fixture
 def anyio_backend() -> str:

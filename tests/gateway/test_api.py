@@ -11,10 +11,7 @@ import soundfile
 
 from gateway.sessions import SessionService
 from gateway.triton.launcher import free_port
-from tests.gateway.api_support import (  # noqa: F401 - fixtures
-    admin_headers, api, api_error, bearer, flac, gateway_settings, make_client, signup_and_login, store_api,
-    store_settings,
-)
+from tests.gateway.api_support import api_error, bearer, flac, make_client, signup_and_login
 
 pytestmark = pytest.mark.triton
 

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.gateway.api_support import PASSWORD, gateway_settings, live_gateway  # noqa: F401 - fixtures
+from tests.gateway.api_support import PASSWORD
 
 pytestmark = pytest.mark.triton
 

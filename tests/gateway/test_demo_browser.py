@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from gateway.local_stack import gateway_in_thread
-from tests.gateway.api_support import PASSWORD, gateway_settings  # noqa: F401 - fixtures
+from tests.gateway.api_support import PASSWORD
 
 pytestmark = pytest.mark.triton
 

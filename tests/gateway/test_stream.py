@@ -14,9 +14,7 @@ import websocket
 from benchmarks.quality import word_error_rate
 from gateway.local_stack import gateway_in_thread
 from gateway.stream_client import StreamClient
-from tests.gateway.api_support import (  # noqa: F401 - fixtures
-    PASSWORD, gateway_settings, live_gateway,
-)
+from tests.gateway.api_support import PASSWORD
 
 pytestmark = pytest.mark.triton
 

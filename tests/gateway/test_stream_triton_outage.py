@@ -16,7 +16,6 @@ from gateway.audio import float_to_pcm16
 from gateway.local_stack import copy_repository, gateway_in_thread
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer, free_port
-from tests.gateway.api_support import gateway_settings  # noqa: F401 - fixture
 from tests.gateway.test_stream import login, new_session, next_json
 
 pytestmark = pytest.mark.triton
