@@ -25,7 +25,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import soundfile
 from rich.console import Console
@@ -38,7 +37,7 @@ from gateway.pipeline.synthesis import trim_silence
 from gateway.pipeline.voices import DEFAULT_VOICE
 from gateway.settings import get_settings
 from gateway.speak import utterance_latencies
-from gateway.stream_client import StreamClient
+from gateway.stream_client import StreamClient, open_session, sign_in
 from gateway.triton.client import TritonClient
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -105,17 +104,14 @@ def run(clips: list[np.ndarray], source: str, target: str) -> dict:
             "triton_grpc_port": triton.grpc_port, "triton_http_port": triton.http_port, "preload_voices": False,
             "state_dir": settings.state_dir / "benchmark", "rate_limit_burst": 10_000,
         })
-        with gateway_in_thread(gateway_settings) as (base, app), httpx.Client(base_url=base) as http:
-            http.post("/v1/auth/signup", json={"username": "latency-bench", "password": PASSWORD})
-            token = http.post("/v1/auth/token", data={"username": "latency-bench", "password": PASSWORD}).json()
-            headers = {"Authorization": f"Bearer {token['access_token']}"}
-            session = http.post("/v1/sessions", headers=headers,
-                                json={"source_language": source, "target_language": target}).json()["id"]
-            warm = StreamClient(base, session, token=token["access_token"])
+        with gateway_in_thread(gateway_settings) as (base, app):
+            token = sign_in(base, "latency-bench", PASSWORD)
+            session = open_session(base, token, source, target)
+            warm = StreamClient(base, session, token=token)
             warm.stream(clips[0], realtime=False)  # load Whisper, warm the caches
             portal_loop = asyncio.new_event_loop()
             for index, clip in enumerate(tqdm(clips, desc="clips")):
-                result = StreamClient(base, session, token=token["access_token"]).stream(clip, realtime=True)
+                result = StreamClient(base, session, token=token).stream(clip, realtime=True)
                 spoken = [u for u in utterance_latencies(result) if "end_of_speech_to_first_audio_s" in u]
                 phrase_ms = [u["server_timings_ms"]["first_audio_after_end_ms"] for u in spoken]
                 if not spoken:

@@ -54,7 +54,7 @@ from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.vad import RATE, StreamingVad
 from gateway.pipeline.voices import DEFAULT_VOICE
 from gateway.settings import Settings, get_settings
-from gateway.stream_client import StreamClient
+from gateway.stream_client import StreamClient, open_session, sign_in
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELD_P95_MS = 2500.0
@@ -76,23 +76,6 @@ def stack_settings(base: Settings, grpc_port: int, http_port: int, state_dir: Pa
         "rate_limit_per_minute": 60_000, "rate_limit_burst": 10_000, "preload_voices": True,
         "log_json": False, "log_level": "WARNING", **overrides,
     })
-
-
-def login(base: str, username: str) -> str:
-    """An access token for `username`, signing up first unless the account exists (re-runs reuse it)."""
-    with httpx.Client(base_url=base, timeout=30) as http:
-        http.post("/v1/auth/signup", json={"username": username, "password": PASSWORD})
-        response = http.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
-        response.raise_for_status()
-        return response.json()["access_token"]
-
-
-def open_session(base: str, token: str) -> str:
-    with httpx.Client(base_url=base, timeout=30) as http:
-        response = http.post("/v1/sessions", headers={"Authorization": f"Bearer {token}"},
-                             json={"source_language": "en", "target_language": "en"})
-        response.raise_for_status()
-        return response.json()["id"]
 
 
 # --- (c) Locust ----------------------------------------------------------------------------------------
@@ -336,7 +319,7 @@ def serving_overhead(triton, base_settings: Settings, state_dir: Path, phrases: 
     with gateway_in_thread(settings) as (base, app):
         speech = app.state.services.speech
         synthesizer = KokoroSynthesizer(LocalKokoro(settings.model_repository))
-        token = login(base, "overhead")
+        token = sign_in(base, "overhead", PASSWORD)
         session = open_session(base, token)
 
         def served(clip):
@@ -597,7 +580,7 @@ def main(argv: list[str] | None = None) -> dict:
         with gateway_in_thread(stack_settings(settings, triton.grpc_port, triton.http_port, Path(tmp) / "load")) \
                 as (base, _):
             # Whisper and the caches loaded before anyone is measured.
-            token = login(base, "warm-up")
+            token = sign_in(base, "warm-up", PASSWORD)
             StreamClient(base, open_session(base, token), token=token).stream(latency.phrases(1)[0], realtime=False)
             for users in args.users:
                 loads.append(summarise_load(run_locust(base, users, args.duration), args.duration))

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gateway import audio
 from gateway.errors import ApiError
+from gateway.pipeline.interfaces import OUTPUT_RATE
 from gateway.stream_client import StreamClient, StreamError, StreamResult
 
-OUTPUT_RATE = 24_000
 GAP_S = 0.3  # silence between utterances in the output file
 
 

@@ -11,11 +11,29 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import httpx
 import numpy as np
 import websocket
 
 from gateway.api.stream_protocol import parse_audio_frame
 from gateway.audio import float_to_pcm16
+
+
+def sign_in(base_url: str, username: str, password: str) -> str:
+    """An access token for `username`, signing up first unless the account exists (re-runs reuse it)."""
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        http.post("/v1/auth/signup", json={"username": username, "password": password})
+        response = http.post("/v1/auth/token", data={"username": username, "password": password})
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+
+def open_session(base_url: str, token: str, source_language: str = "en", target_language: str = "en") -> str:
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        response = http.post("/v1/sessions", headers={"Authorization": f"Bearer {token}"},
+                             json={"source_language": source_language, "target_language": target_language})
+        response.raise_for_status()
+        return response.json()["id"]
 
 
 @dataclass

@@ -31,6 +31,9 @@ class Voice:
     styles: np.ndarray  # [510, 256]: row = number of phoneme tokens - 1
 
 
+OUTPUT_RATE = 24_000  # what the synthesizer (Kokoro) produces; the stream sends it unchanged
+
+
 @dataclass(frozen=True)
 class SpokenClause:
     text: str

@@ -24,12 +24,11 @@ import numpy as np
 
 from gateway.errors import ApiError
 from gateway.observability import log_event
-from gateway.pipeline.interfaces import SpeechSynthesizer, Transcriber, Translator, Voice
+from gateway.pipeline.interfaces import OUTPUT_RATE, SpeechSynthesizer, Transcriber, Translator, Voice
 from gateway.pipeline.vad import RATE, StreamingVad
 
 log = logging.getLogger("univoice.pipeline")
 
-OUTPUT_RATE = 24_000
 CHUNK_SAMPLES = OUTPUT_RATE // 5  # 200 ms of audio per binary message
 
 

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from gateway.errors import BadRequest
-from gateway.pipeline.interfaces import SpokenClause, Voice
+from gateway.pipeline.interfaces import OUTPUT_RATE, SpokenClause, Voice
 from gateway.pipeline.phonemes import Phonemizer, espeak_voice
 from gateway.pipeline.text import split_clauses
 from gateway.triton.client import TritonClient
 
-SAMPLE_RATE = 24_000
 MIN_SPEED, MAX_SPEED = 0.5, 2.0  # Kokoro was only tried within this range here
 
 
@@ -76,5 +75,5 @@ def trim_silence(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03
     loud = np.flatnonzero(np.abs(audio) >= threshold)
     if len(loud) == 0:
         return audio
-    pad = int(pad_s * SAMPLE_RATE)
+    pad = int(pad_s * OUTPUT_RATE)
     return audio[max(0, loud[0] - pad) : loud[-1] + 1 + pad]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from gateway.pipeline.interfaces import Voice
+from gateway.pipeline.interfaces import OUTPUT_RATE, Voice
 from gateway.pipeline.phonemes import Phonemizer
 from gateway.triton.client import TritonClient
 
@@ -24,7 +24,6 @@ from gateway.triton.client import TritonClient
 # (6 LibriSpeech transcripts, `python -m benchmarks.voice_intelligibility`, 2026-11-29): jf_gongitsune
 # 4.0 %, jm_kumo 4.2 %, jf_nezumi 4.6 %, jf_tebukuro 10.3 %, jf_alpha 13.2 %.
 DEFAULT_VOICE = "jf_gongitsune"
-SAMPLE_RATE = 24_000  # Kokoro's output
 EMBEDDING_RATE = 16_000  # the speaker encoder's input
 
 # About 12 s of varied English read by every preset (from "The North Wind and the Sun").
@@ -78,7 +77,7 @@ def preset_scores(embedding: np.ndarray, preset_embeddings: dict[str, np.ndarray
 
 async def _embed_preset(triton: TritonClient, tokens: np.ndarray, voice: Voice) -> np.ndarray:
     audio = await triton.synthesize(tokens, voice.styles[len(tokens) - 1])
-    return _unit(await triton.embed(soxr.resample(audio, SAMPLE_RATE, EMBEDDING_RATE)))
+    return _unit(await triton.embed(soxr.resample(audio, OUTPUT_RATE, EMBEDDING_RATE)))
 
 
 def _cache_key(tokens: np.ndarray, voice: Voice) -> str:
