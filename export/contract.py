@@ -96,6 +96,9 @@ class Exportable(ABC):
         """Min/opt/max shapes per input for a TensorRT plan; empty means no plan for this model."""
         return {}
 
+    def write_extras(self, directory: Path) -> None:
+        """Files a version needs beside the graph (tables the serving code reads); none by default."""
+
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         for path in [*self.source_files(), Path(__file__)]:

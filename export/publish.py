@@ -16,6 +16,11 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from export.repository import ModelRepository, ModelSource, VersionInfo
 
 
+# Python models that read another model's version files when they load (voice_clone reads the converter's
+# preset table): reloaded whenever that model's serving version changes.
+READERS: dict[str, tuple[str, ...]] = {"voice_converter": ("voice_clone",)}
+
+
 class PublishError(RuntimeError):
     """The new version failed on the server; it was retired and the previous version serves again."""
 
@@ -72,6 +77,7 @@ def publish(repository: ModelRepository, source: ModelSource, client: httpclient
             f"{source.name} v{new.version} failed on the server and was rolled back to v{previous} "
             f"(files kept in {retired}): {error}"
         ) from error
+    _reload_readers(client, source.name)
     return new
 
 
@@ -82,4 +88,10 @@ def rollback(repository: ModelRepository, name: str, client: httpclient.Inferenc
         raise PublishError(f"{name} has {len(versions)} version(s) on disk; nothing to roll back to")
     repository.retire(name, versions[-1])
     client.load_model(name)
+    _reload_readers(client, name)
     return versions[-2]
+
+
+def _reload_readers(client: httpclient.InferenceServerClient, name: str) -> None:
+    for reader in READERS.get(name, ()):
+        client.load_model(reader)

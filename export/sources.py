@@ -31,6 +31,7 @@ class TorchExport(ModelSource):
         rng = np.random.default_rng(SEED)
         onnx_path = directory / "model.onnx"
         export_onnx(self.model, onnx_path, rng)
+        self.model.write_extras(directory)
         gate = {"onnx": check_parity(self.model, onnx_path, np.random.default_rng(SEED), progress).as_dict()}
         if self.build_tensorrt:
             plan = tensorrt.build_plan(self.model, onnx_path, directory / "model.plan", progress)

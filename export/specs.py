@@ -98,11 +98,52 @@ SYNTHESIZER = ModelSpec(
     cpu_threads=2,
 )
 
+# The converter's per-item shape is fixed by its caller (voice_clone cuts every utterance into chunks of
+# CONVERTER_CHUNK_FRAMES), so chunks of concurrent requests batch together.
+VOICE_CONVERTER = ModelSpec(
+    name="voice_converter",
+    kind="onnx",
+    description="trained voice converter: preset envelope chunks [B,T,40] + statistics + embedding -> speaker's envelope",
+    inputs=(
+        TensorSpec("envelope", "FP32", (-1, 40)),
+        TensorSpec("source_statistics", "FP32", (82,)),
+        TensorSpec("target_statistics", "FP32", (82,)),
+        TensorSpec("embedding", "FP32", (256,)),
+    ),
+    outputs=(TensorSpec("converted", "FP32", (-1, 40)),),
+    max_batch_size=64,
+    # A clause sends all its chunks at once; wait 2 ms for other streams' chunks to share the call.
+    dynamic_batching=DynamicBatching(max_queue_delay_us=2_000),
+    cpu_instances=1,
+    cpu_threads=2,
+)
+
+VOICE_CLONE = ModelSpec(
+    name="voice_clone",
+    kind="python",
+    description="phoneme ids + speaker embedding + voice statistics + speed -> 24 kHz speech in that voice (BLS: "
+    "nearest preset on synthesizer, WORLD analysis, voice_converter, F0 mapping, WORLD synthesis)",
+    inputs=(
+        TensorSpec("tokens", "INT64", (1, -1)),
+        TensorSpec("embedding", "FP32", (256,)),
+        TensorSpec("statistics", "FP32", (82,)),
+        TensorSpec("speed", "FP32", (1,)),
+    ),
+    outputs=(TensorSpec("audio", "FP32", (-1,)),),
+    # Like the synthesizer it drives: one clause per request, concurrency from instances.
+    max_batch_size=0,
+    cpu_instances=2,
+    gpu_instances=2,
+)
+
 SPECS: dict[str, ModelSpec] = {
-    spec.name: spec for spec in (SPEAKER_ENCODER, VOICE_EMBEDDING, SYNTHESIZER)
+    spec.name: spec for spec in (SPEAKER_ENCODER, VOICE_EMBEDDING, SYNTHESIZER, VOICE_CONVERTER, VOICE_CLONE)
 }
-# Load order: voice_embedding calls speaker_encoder through BLS.
-SERVED_MODELS: tuple[str, ...] = ("speaker_encoder", "voice_embedding", "synthesizer")
+# Load order: a BLS model after the models it calls (voice_embedding -> speaker_encoder; voice_clone ->
+# synthesizer + voice_converter).
+SERVED_MODELS: tuple[str, ...] = (
+    "speaker_encoder", "voice_embedding", "synthesizer", "voice_converter", "voice_clone",
+)
 
 
 def spec(name: str) -> ModelSpec:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import math
 import time
 import uuid
 
 import numpy as np
 import soundfile
 
-from gateway import audio
+from gateway import audio, voice_features
 from gateway.errors import InvalidAudio, NotFound
 from gateway.blobs.base import BlobStore
 from gateway.stores.base import RecordStore
@@ -18,6 +20,7 @@ from gateway.triton.client import EMBEDDING_MODEL, TritonClient
 PROFILES = "profiles"
 COMPARE_MIN_SPEECH_S = 1.0
 MAX_UPLOAD_SECONDS = 300.0  # bounds memory: a tiny FLAC of silence could otherwise decode to hours
+STATISTICS_BLOB = "voice_statistics.npy"
 
 
 class ProfileService:
@@ -37,8 +40,13 @@ class ProfileService:
         clip = self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
         report = audio.check_enrolment(clip, self.min_speech_s, self.max_speech_s, self.detector)
         embedding = await self.triton.embed(report.samples16k)
+        try:  # what voice_clone needs besides the embedding: pitch and timbre statistics (WORLD, ~0.1 s per s)
+            statistics = await asyncio.to_thread(voice_features.voice_statistics, report.samples16k)
+        except ValueError as error:
+            raise InvalidAudio(f"{error} (found too few voiced frames)", code="too_little_speech") from None
         profile_id = f"p_{uuid.uuid4().hex}"
         await self.blobs.put(f"profiles/{profile_id}/embedding.npy", _npy(embedding))
+        await self.blobs.put(f"profiles/{profile_id}/{STATISTICS_BLOB}", _npy(statistics))
         if self.keep_audio:
             await self.blobs.put(f"profiles/{profile_id}/source.flac", _flac(clip), "audio/flac")
         profile = {
@@ -52,6 +60,7 @@ class ProfileService:
             "consent": consent,
             "has_source_audio": self.keep_audio,
             "embedding_model": EMBEDDING_MODEL,
+            "voice_pitch_hz": round(math.exp(float(statistics[0])), 1),
         }
         await self.store.put(PROFILES, profile_id, profile, owner=owner)
         return profile
@@ -73,6 +82,14 @@ class ProfileService:
     async def embedding(self, owner: str, profile_id: str) -> np.ndarray:
         await self.get(owner, profile_id)
         return np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/embedding.npy")))
+
+    async def voice(self, owner: str, profile_id: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The profile's speaker embedding and voice statistics (None for a profile enrolled before cloning)."""
+        profile = await self.get(owner, profile_id)
+        embedding = np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/embedding.npy")))
+        if profile.get("voice_pitch_hz") is None:
+            return embedding, None
+        return embedding, np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/{STATISTICS_BLOB}")))
 
     async def compare(self, owner: str, profile_id: str, data: bytes) -> tuple[float, float]:
         """Cosine similarity between the profile and the speaker of `data`; also the speech seconds used."""

@@ -131,6 +131,9 @@ class ProfileOut(BaseModel):
     consent: bool
     has_source_audio: bool
     embedding_model: str
+    voice_pitch_hz: float | None = Field(
+        default=None, description="The speaker's typical pitch (geometric mean F0); null for a profile enrolled "
+        "before voice cloning, which then speaks with the nearest preset voice until re-enrolled")
 
 
 class CompareResult(BaseModel):

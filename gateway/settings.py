@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     translation_models: dict[str, Path] = Field(default_factory=dict)
     # Compute the preset voices' embeddings when the gateway starts rather than at the first stream.
     preload_voices: bool = True
+    # Sessions with a voice profile speak through Triton's `voice_clone` (the trained converter); false:
+    # through the preset nearest to the profile, as before cloning existed.
+    voice_cloning: bool = True
+    # The trained converter `univoice models export` exports (default: training/voice_clone/checkpoint/).
+    voice_converter_checkpoint: Path | None = None
 
     # --- Live streaming (/v1/sessions/{id}/stream) -------------------------------------------------
     stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame

@@ -8,8 +8,11 @@ from export.repository import ModelSource
 def sources() -> dict[str, ModelSource]:
     from export.models.speaker_encoder import speaker_encoder_source
     from export.models.synthesizer import synthesizer_source
+    from export.models.voice_converter import voice_converter_source
 
-    return {source.name: source for source in (speaker_encoder_source(), synthesizer_source())}
+    return {
+        source.name: source for source in (speaker_encoder_source(), synthesizer_source(), voice_converter_source())
+    }
 
 
 def source(name: str) -> ModelSource:

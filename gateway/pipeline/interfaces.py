@@ -25,10 +25,17 @@ class Translator(Protocol):
 
 @dataclass(frozen=True)
 class Voice:
-    """What the synthesizer is conditioned on: a Kokoro style table (510 rows x 256) chosen for a profile."""
+    """What the synthesizer is conditioned on: a Kokoro preset (a style table), or an enrolled speaker to
+    clone (the profile's speaker embedding and voice statistics, for Triton's `voice_clone`)."""
 
     name: str
-    styles: np.ndarray  # [510, 256]: row = number of phoneme tokens - 1
+    styles: np.ndarray | None = None  # preset: [510, 256], row = number of phoneme tokens - 1
+    embedding: np.ndarray | None = None  # clone: [256]
+    statistics: np.ndarray | None = None  # clone: gateway.voice_features.STATISTICS_DIM values
+
+    @property
+    def cloned(self) -> bool:
+        return self.statistics is not None
 
 
 OUTPUT_RATE = 24_000  # what the synthesizer (Kokoro) produces; the stream sends it unchanged

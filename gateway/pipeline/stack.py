@@ -15,7 +15,9 @@ from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.translate import make_translator
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets, nearest_preset, preset_embeddings
 from gateway.settings import Settings
-from gateway.triton.client import TritonClient
+from gateway.triton.client import CLONE_MODEL, TritonClient
+
+CLONED_VOICE = CLONE_MODEL  # the voice name a stream reports when it speaks in the enrolled speaker's voice
 
 
 @lru_cache(maxsize=4)
@@ -54,10 +56,13 @@ class SpeechStack:
                 preset_embeddings(self.triton, self.presets, self.settings.build_dir / "preset_embeddings.json")
             )
 
-    async def voice_for(self, embedding: np.ndarray | None) -> Voice:
-        """The preset nearest to a profile's speaker embedding (the default voice without a profile)."""
+    async def voice_for(self, embedding: np.ndarray | None, statistics: np.ndarray | None = None) -> Voice:
+        """The voice to speak with: the profile's speaker cloned when its statistics are known (and cloning is
+        on), else the preset nearest to its embedding; the default preset without a profile."""
         if embedding is None:
             return self.presets[DEFAULT_VOICE]
+        if statistics is not None and self.settings.voice_cloning:
+            return Voice(CLONED_VOICE, embedding=embedding, statistics=statistics)
         self.warm_up()
         try:
             embeddings = await asyncio.shield(self._preset_embeddings)

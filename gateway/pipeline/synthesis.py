@@ -18,7 +18,8 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0  # Kokoro was only tried within this range here
 
 
 class KokoroSynthesizer:
-    """`SpeechSynthesizer` on the Triton `synthesizer` model, with espeak-ng phonemes."""
+    """`SpeechSynthesizer` on Triton, with espeak-ng phonemes: the `synthesizer` model for a preset voice,
+    `voice_clone` for an enrolled speaker."""
 
     def __init__(
         self, triton: TritonClient, phonemizer: Phonemizer | None = None, max_chars: int = 160, min_chars: int = 12,
@@ -55,7 +56,10 @@ class KokoroSynthesizer:
                 ahead = self._phonemize_first(clauses, language)
                 if len(tokens) == 0:
                     continue
-                audio = await self.triton.synthesize(tokens, voice.styles[len(tokens) - 1], speed)
+                if voice.cloned:
+                    audio = await self.triton.clone(tokens, voice.embedding, voice.statistics, speed)
+                else:
+                    audio = await self.triton.synthesize(tokens, voice.styles[len(tokens) - 1], speed)
                 yield SpokenClause(clause, trim_silence(audio))
         finally:
             if ahead is not None:  # the listener stopped early or a call failed: drop the work ahead

@@ -12,13 +12,16 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soxr
 
 from gateway.pipeline.interfaces import OUTPUT_RATE, Voice
 from gateway.pipeline.phonemes import Phonemizer
-from gateway.triton.client import TritonClient
+
+if TYPE_CHECKING:  # load_presets also runs inside Triton's voice_clone, where the gRPC client cannot load
+    from gateway.triton.client import TritonClient
 
 # Without a voice profile: the most intelligible preset. Whisper-base WER of English read by each preset
 # (6 LibriSpeech transcripts, `python -m benchmarks.voice_intelligibility`, 2026-11-29): jf_gongitsune

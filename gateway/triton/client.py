@@ -14,6 +14,7 @@ from gateway.observability import TRITON_LATENCY
 
 EMBEDDING_MODEL = "voice_embedding"
 SYNTHESIS_MODEL = "synthesizer"
+CLONE_MODEL = "voice_clone"
 
 
 class TritonClient:
@@ -24,25 +25,24 @@ class TritonClient:
 
     async def embed(self, samples16k: np.ndarray) -> np.ndarray:
         """One 16 kHz mono utterance -> its L2-normalised 256-d speaker embedding."""
-        wav = np.ascontiguousarray(samples16k, dtype=np.float32)[None, :]
-        tensor = InferInput("waveform", list(wav.shape), "FP32")
-        tensor.set_data_from_numpy(wav)
-        result = await self._infer(EMBEDDING_MODEL, [tensor])
+        result = await self._infer(EMBEDDING_MODEL, [_tensor("waveform", np.asarray(samples16k, np.float32)[None, :])])
         return result.as_numpy("embedding")[0]
 
     async def synthesize(self, tokens: np.ndarray, style: np.ndarray, speed: float = 1.0) -> np.ndarray:
         """Kokoro: phoneme ids [T] (without the 0 pads) + style [256] -> 24 kHz float32 waveform."""
-        ids = np.concatenate([[0], np.asarray(tokens, dtype=np.int64), [0]])[None, :]
+        inputs = [*_tokens_and_speed(tokens, speed), _tensor("style", np.asarray(style, dtype=np.float32).reshape(1, 256))]
+        return (await self._infer(SYNTHESIS_MODEL, inputs)).as_numpy("audio")
+
+    async def clone(self, tokens: np.ndarray, embedding: np.ndarray, statistics: np.ndarray,
+                    speed: float = 1.0) -> np.ndarray:
+        """The enrolled speaker's voice: phoneme ids [T] (without the 0 pads) + the profile's embedding [256]
+        and voice statistics -> 24 kHz float32 waveform."""
         inputs = [
-            InferInput("tokens", list(ids.shape), "INT64"),
-            InferInput("style", [1, 256], "FP32"),
-            InferInput("speed", [1], "FP32"),
+            *_tokens_and_speed(tokens, speed),
+            _tensor("embedding", np.asarray(embedding, dtype=np.float32).reshape(256)),
+            _tensor("statistics", np.asarray(statistics, dtype=np.float32).reshape(-1)),
         ]
-        inputs[0].set_data_from_numpy(ids)
-        inputs[1].set_data_from_numpy(np.asarray(style, dtype=np.float32).reshape(1, 256))
-        inputs[2].set_data_from_numpy(np.array([speed], dtype=np.float32))
-        result = await self._infer(SYNTHESIS_MODEL, inputs)
-        return result.as_numpy("audio")
+        return (await self._infer(CLONE_MODEL, inputs)).as_numpy("audio")
 
     async def _infer(self, model: str, inputs):
         started = time.perf_counter()
@@ -66,6 +66,19 @@ class TritonClient:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _tensor(name: str, value: np.ndarray) -> InferInput:
+    datatype = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}[value.dtype]
+    tensor = InferInput(name, list(value.shape), datatype)
+    tensor.set_data_from_numpy(np.ascontiguousarray(value))
+    return tensor
+
+
+def _tokens_and_speed(tokens: np.ndarray, speed: float) -> list[InferInput]:
+    """Kokoro's phoneme ids between two 0 pads, [1, T + 2], and the speed [1]."""
+    ids = np.concatenate([[0], np.asarray(tokens, dtype=np.int64), [0]])[None, :]
+    return [_tensor("tokens", ids), _tensor("speed", np.array([speed], dtype=np.float32))]
 
 
 def _map_error(model: str, error: InferenceServerException) -> ApiError:

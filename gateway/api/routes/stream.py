@@ -177,12 +177,12 @@ class StreamConnection:
             raise CloseStream(CLOSE_CONFLICT, ApiError(f"the session is {session['state']}; create a new one",
                                                        code="session_ended"))
         profile_id = config.voice_profile_id or session["voice_profile_id"]
-        embedding = await self.services.profiles.embedding(owner, profile_id) if profile_id else None
+        embedding, statistics = await self.services.profiles.voice(owner, profile_id) if profile_id else (None, None)
         source = config.source_language or session["source_language"]
         target = config.target_language or session["target_language"]
         audio = config.audio.model_dump() if config.audio else session["audio_format"]
         speech = self.services.speech
-        voice = await speech.voice_for(embedding)
+        voice = await speech.voice_for(embedding, statistics)
         self.input_rate = int(audio["sample_rate"])
         self.resampler = None if self.input_rate == RATE else soxr.ResampleStream(self.input_rate, RATE, 1, dtype="float32")
         vad = StreamingVad(min_silence_ms=self.limits.vad_min_silence_ms, max_utterance_s=self.limits.stream_max_utterance_s)
