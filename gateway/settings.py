@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     voice_cloning: bool = True
     # The trained converter `univoice models export` exports (default: training/voice_clone/checkpoint/).
     voice_converter_checkpoint: Path | None = None
+
+    @field_validator("voice_converter_checkpoint", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value):
+        return None if value == "" else value
 
     # --- Live streaming (/v1/sessions/{id}/stream) -------------------------------------------------
     stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame

@@ -35,6 +35,7 @@ FFT_SIZE = pyworld.get_cheaptrick_fft_size(SAMPLE_RATE, F0_FLOOR)
 STATISTICS_DIM = 2 + 2 * ENVELOPE_DIM
 SPEECH_RANGE = 4.0  # natural-log units of c0 (~35 dB) below the loud frames still count as speech
 MIN_SPEECH_FRAMES = 40  # 0.2 s
+STATISTICS_MAX_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,11 @@ def statistics(features: WorldFeatures) -> np.ndarray:
 
 def voice_statistics(samples16k: np.ndarray, f0_method: str = "harvest") -> np.ndarray:
     """Statistics of a speaker from their audio: what a voice profile stores at enrolment. Real recordings
-    need Harvest; pass `f0_method="dio"` for Kokoro's speech, which serving analyses with DIO."""
-    return statistics(analyse(samples16k, with_aperiodicity=False, f0_method=f0_method))
+    need Harvest; pass `f0_method="dio"` for Kokoro's speech, which serving analyses with DIO. Only the
+    first STATISTICS_MAX_S are analysed: the moments have settled by then, and Harvest is slow enough
+    (~0.25 s per s) that a 60 s enrolment would otherwise wait 15 s for them."""
+    samples = np.asarray(samples16k).ravel()[: int(STATISTICS_MAX_S * SAMPLE_RATE)]
+    return statistics(analyse(samples, with_aperiodicity=False, f0_method=f0_method))
 
 
 def map_f0(f0: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:

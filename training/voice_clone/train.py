@@ -8,7 +8,8 @@
    step with the lowest validation loss;
 5. write the checkpoint (weights + preset table) and a report (JSON + loss curve PNG).
 
-Fixed seeds throughout; progress bars for every long step. The full run takes ~30-40 min on 2 cores.
+Fixed seeds throughout; progress bars for every long step. The full run took 47 min on 2 cores
+(parallel data 30.5 min, training 16 min; the cached data makes a rerun ~16 min).
 """
 
 from __future__ import annotations
