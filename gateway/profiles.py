@@ -40,7 +40,7 @@ class ProfileService:
         clip = self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
         report = audio.check_enrolment(clip, self.min_speech_s, self.max_speech_s, self.detector)
         embedding = await self.triton.embed(report.samples16k)
-        try:  # what voice_clone needs besides the embedding: pitch and timbre statistics (WORLD, ~0.1 s per s)
+        try:  # what voice_clone needs besides the embedding: pitch and timbre statistics (WORLD Harvest, ~0.3 s per s)
             statistics = await asyncio.to_thread(voice_features.voice_statistics, report.samples16k)
         except ValueError as error:
             raise InvalidAudio(f"{error} (found too few voiced frames)", code="too_little_speech") from None
@@ -81,15 +81,18 @@ class ProfileService:
 
     async def embedding(self, owner: str, profile_id: str) -> np.ndarray:
         await self.get(owner, profile_id)
-        return np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/embedding.npy")))
+        return await self._array(profile_id, "embedding.npy")
 
     async def voice(self, owner: str, profile_id: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The profile's speaker embedding and voice statistics (None for a profile enrolled before cloning)."""
         profile = await self.get(owner, profile_id)
-        embedding = np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/embedding.npy")))
+        embedding = await self._array(profile_id, "embedding.npy")
         if profile.get("voice_pitch_hz") is None:
             return embedding, None
-        return embedding, np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/{STATISTICS_BLOB}")))
+        return embedding, await self._array(profile_id, STATISTICS_BLOB)
+
+    async def _array(self, profile_id: str, name: str) -> np.ndarray:
+        return np.load(io.BytesIO(await self.blobs.get(f"profiles/{profile_id}/{name}")))
 
     async def compare(self, owner: str, profile_id: str, data: bytes) -> tuple[float, float]:
         """Cosine similarity between the profile and the speaker of `data`; also the speech seconds used."""
