@@ -272,3 +272,22 @@ def test_match_loudness_matches_the_reference_without_clipping(gain, reference_g
         assert rms(out) == pytest.approx(rms(reference), rel=1e-4)
     else:
         assert np.abs(out).max() == pytest.approx(0.99, rel=1e-4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.integers(1, 9), cols=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_dtw_finds_the_cheapest_monotonic_path(rows, cols, seed):
+    """The parallel data's alignment: a path from the first to the last frame pair, one step at a time,
+    whose cost is the minimum over all such paths (checked against a plain dynamic programme)."""
+    from training.voice_clone.data import dtw_path
+
+    cost = np.random.default_rng(seed).random((rows, cols))
+    path = dtw_path(cost)
+    assert path[0] == (0, 0) and path[-1] == (rows - 1, cols - 1)
+    assert all((i2 - i1, j2 - j1) in {(1, 1), (0, 1), (1, 0)} for (i1, j1), (i2, j2) in zip(path, path[1:]))
+    best = {}
+    for i in range(rows):
+        for j in range(cols):
+            before = [best[p] for p in ((i - 1, j - 1), (i - 1, j), (i, j - 1)) if p in best]
+            best[(i, j)] = cost[i, j] + (min(before) if before else 0.0)
+    assert np.isclose(sum(cost[i, j] for i, j in path), best[(rows - 1, cols - 1)])

@@ -187,17 +187,35 @@ def enrolment(toolkit: Toolkit, samples16k: np.ndarray) -> tuple[np.ndarray, np.
 def align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """For each source frame, the index of its target frame: DTW on per-utterance normalised envelopes
     (c0, loudness, left out), so phonetic content rather than the voice decides the path."""
-    import librosa
 
     def normalised(envelope):
         body = envelope[:, 1:]
-        return ((body - body.mean(axis=0)) / (body.std(axis=0) + 1e-6)).T
+        return (body - body.mean(axis=0)) / (body.std(axis=0) + 1e-6)
 
-    _, path = librosa.sequence.dtw(X=normalised(source), Y=normalised(target), metric="euclidean")
+    a, b = normalised(source), normalised(target)
+    cost = np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0.0))
     match = np.zeros(len(source), dtype=np.int64)
-    for i, j in path[::-1]:  # several target frames per source frame: keep the last
+    for i, j in dtw_path(cost):  # in order: where a source frame matches several target frames, the last wins
         match[i] = j
     return match
+
+
+def dtw_path(cost: np.ndarray) -> list[tuple[int, int]]:
+    """The minimum-cost monotonic path from (0, 0) to the last cell (steps: diagonal, right, down; ties in
+    that order, as librosa.sequence.dtw). numpy over anti-diagonals: no JIT to compile on a fresh machine."""
+    rows, cols = cost.shape
+    total = np.full((rows + 1, cols + 1), np.inf)
+    total[0, 0] = 0.0
+    for diagonal in range(2, rows + cols + 1):  # 1-based i + j
+        i = np.arange(max(1, diagonal - cols), min(rows, diagonal - 1) + 1)
+        j = diagonal - i
+        total[i, j] = cost[i - 1, j - 1] + np.minimum(np.minimum(total[i - 1, j - 1], total[i, j - 1]), total[i - 1, j])
+    i, j, path = rows, cols, [(rows - 1, cols - 1)]
+    while (i, j) != (1, 1):
+        step = int(np.argmin((total[i - 1, j - 1], total[i, j - 1], total[i - 1, j])))
+        i, j = ((i - 1, j - 1), (i, j - 1), (i - 1, j))[step]
+        path.append((i - 1, j - 1))
+    return path[::-1]
 
 
 def build_example(toolkit: Toolkit, speaker: Speaker, presets: dict, table: PresetTable) -> dict:
