@@ -113,15 +113,14 @@ async def measure(grpc_url: str, speakers: list[data.Speaker], sentences: tuple[
     transcriber = WhisperTranscriber(whisper_model_dir("base", settings.build_dir))
     judge = Judge()
     presets = load_presets()
-    with np.load(_preset_table(settings)) as table:  # the presets voice_clone starts from, and their embeddings
-        names, embeddings = [str(n) for n in table["names"]], table["embeddings"]
+    table = data.PresetTable.load(_preset_table(settings))  # the presets voice_clone starts from
     preset_speech: dict[str, Spoken] = {}
     rows, references = [], {}
     for speaker in progress(speakers, desc="test speakers", unit="speaker"):
         enrol, held_out = data.halves(speaker)
         embedding = await triton.embed(enrol)
         statistics = vf.voice_statistics(enrol)
-        nearest = names[int(np.argmax(embeddings @ embedding))]
+        nearest = table.names[table.nearest(embedding)]
         for name in (DEFAULT_VOICE, nearest):
             if name not in preset_speech:
                 preset_speech[name] = await speak(synthesizer, transcriber, presets[name], sentences)
@@ -199,13 +198,14 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _preset_table(settings) -> Path:
+    from export.models.voice_converter import PRESET_TABLE
     from export.repository import ModelRepository
 
     repository = ModelRepository(settings.model_repository)
     latest = repository.latest("voice_converter")
     if latest is None:
         raise FileNotFoundError("no voice_converter in model_repository/: run `make models` (after `make train-voice`)")
-    return repository.info("voice_converter", latest).path / "presets.npz"
+    return repository.info("voice_converter", latest).path / PRESET_TABLE
 
 
 def save(result: dict, out: Path) -> None:

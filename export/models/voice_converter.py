@@ -98,9 +98,11 @@ class VoiceConverterExport(Exportable):
                 "target_statistics": ((1, 82), (16, 82), (64, 82)), "embedding": ((1, 256), (16, 256), (64, 256))}
 
     def write_extras(self, directory: Path) -> None:
+        from training.voice_clone.data import PresetTable
+
         presets = self.presets()
-        np.savez(directory / PRESET_TABLE, names=np.array(presets["names"]), embeddings=presets["embeddings"],
-                 statistics=presets["statistics"])
+        table = PresetTable(list(presets["names"]), presets["embeddings"], presets["statistics"])
+        table.save(directory / PRESET_TABLE)
 
 
 def smoke_inputs() -> dict:
