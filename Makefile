@@ -9,7 +9,13 @@ UNIVOICE := $(BIN)/univoice
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libpython3.11: the Triton python-backend stub embeds it. espeak-ng: text -> phonemes for synthesis.
 # chromium + chromium-driver: the browser test of the /demo page. docker-compose: validates docker-compose.yml.
-APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver docker-compose
+# apertium + apertium-eng-spa: rule-based en<->es translation (a separate GPL program, like espeak-ng), the fast
+# path and the fallback when the LLM's output fails a guard rail.
+APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver docker-compose apertium apertium-eng-spa
+# llama-cpp-python (pinned in pyproject.toml) builds from source, ~15 min on 2 cores: portable (AVX2 baseline, not
+# -march=native) and without libcurl (no downloads). pip keeps the wheel it built in its cache, so a re-run of
+# `make setup` (or a fresh clone on the same machine) installs it in seconds.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
 
 .PHONY: help setup system-packages models export run triton test bench train-voice eval-voice clean distclean
 
@@ -32,7 +38,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel on local disk (an unpinned torch pulls a multi-GB CUDA build)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[export,dev]'
+	@echo "installing the Python packages (a first build of llama-cpp-python takes ~15 min; later runs reuse pip's cached wheel)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[export,dev]'
 	touch $@
 
 models: $(VENV)/.installed  ## materialise model_repository/ (configs + weights; no-op when current)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from export import configs
 from export.contract import ParityError
 from export.repository import ModelRepository
+from export.sources import HashMismatch
 from export.specs import SPECS
 from gateway.settings import get_settings
 
@@ -156,7 +157,7 @@ def configs_(repository: Path | None = RepositoryOption,
 def _add(repo: ModelRepository, source):
     try:
         return repo.add_version(source, progress=tqdm)
-    except ParityError as error:
+    except (ParityError, HashMismatch) as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
 
@@ -167,7 +168,7 @@ def _gate_summary(manifest: dict) -> str:
         text = f"parity {gate['onnx']['max_abs_error']:.2g} <= {gate['onnx']['tolerance']:g}"
         trt = gate.get("tensorrt", {})
         return text + (f", TensorRT {trt['max_abs_error']:.2g}" if "max_abs_error" in trt else ", no TensorRT")
-    if "sha256" in gate:
+    if "sha256" in gate:  # prebuilt weights (ONNX, GGUF): the assembled file matched its published digest
         return f"sha256 {gate['sha256'][:12]}… ok"
     return "-"
 

@@ -7,6 +7,8 @@ unloads the old one, so requests that name no version keep being answered throug
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +16,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from export.repository import ModelRepository, ModelSource, VersionInfo
+from export.specs import SPECS
 
 
 # Python models that read another model's version files when they load (voice_clone reads the converter's
@@ -46,6 +49,8 @@ def ready_versions(client: httpclient.InferenceServerClient, name: str) -> list[
 
 
 def smoke_infer(client: httpclient.InferenceServerClient, name: str, version: int, inputs: dict) -> dict:
+    if SPECS[name].decoupled:
+        return _smoke_stream(client, name, version, inputs)
     tensors = []
     for key, array in inputs.items():
         tensor = httpclient.InferInput(key, list(array.shape), np_to_triton_dtype(array.dtype))
@@ -56,6 +61,22 @@ def smoke_infer(client: httpclient.InferenceServerClient, name: str, version: in
     for key, array in outputs.items():
         if array.size == 0 or not np.isfinite(array).all():
             raise PublishError(f"{name} v{version}: smoke output {key!r} is empty or not finite")
+    return outputs
+
+
+def _smoke_stream(client: httpclient.InferenceServerClient, name: str, version: int, inputs: dict) -> dict:
+    """A decoupled model answers a plain infer with an error: ask its HTTP generate_stream endpoint instead and
+    join the streamed pieces (server-sent events, one JSON object per response)."""
+    url = client._parsed_url  # tritonclient keeps the address it was given only here
+    body = json.dumps({key: array.ravel()[0] for key, array in inputs.items()}, default=str).encode()
+    request = urllib.request.Request(f"http://{url.host}:{url.port}/v2/models/{name}/versions/{version}/generate_stream",
+                                     data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=300) as response:
+        events = [json.loads(line[5:]) for line in response.read().decode().splitlines() if line.startswith("data:")]
+    errors = [event["error"] for event in events if "error" in event]
+    outputs = {key: "".join(str(event.get(key, "")) for event in events) for key in (o.name for o in SPECS[name].outputs)}
+    if errors or not all(text.strip() for text in outputs.values()):
+        raise PublishError(f"{name} v{version}: smoke request failed or produced nothing: {errors or outputs}")
     return outputs
 
 

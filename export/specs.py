@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["onnx", "python"]
+Kind = Literal["onnx", "python", "gguf"]
 Flavour = Literal["cpu", "gpu"]
 FLAVOURS: tuple[Flavour, ...] = ("cpu", "gpu")
 
@@ -26,10 +26,7 @@ class TensorSpec:
     dtype: str  # Triton type without the TYPE_ prefix: FP32, INT64, ...
     dims: tuple[int, ...]  # without the batch dimension when max_batch_size > 0
     ragged: bool = False  # requests of different lengths may share one batch (python models only)
-
-    @property
-    def numpy_dtype(self) -> str:
-        return {"FP32": "float32", "FP16": "float16", "INT64": "int64", "INT32": "int32"}[self.dtype]
+    optional: bool = False  # a request may leave it out
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,10 @@ class ModelSpec:
     cpu_threads: int = 1
     description: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
+    # One request, many responses (streamed over gRPC): the translator sends its text piece by piece.
+    decoupled: bool = False
+    # The GPU flavour's comment: how this model is served on a GPU fleet when it is not by this config.
+    gpu_note: str = ""
 
 
 SPEAKER_ENCODER = ModelSpec(
@@ -136,13 +137,42 @@ VOICE_CLONE = ModelSpec(
     gpu_instances=2,
 )
 
+TRANSLATOR = ModelSpec(
+    name="translator",
+    kind="gguf",
+    description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp: text + languages (+ previous utterances) -> "
+    "the translation, streamed piece by piece (decoupled)",
+    inputs=(
+        TensorSpec("text", "STRING", (1,)),
+        TensorSpec("source_language", "STRING", (1,)),
+        TensorSpec("target_language", "STRING", (1,)),
+        # The session's previous utterances, flattened: [source 1, translation 1, source 2, translation 2].
+        TensorSpec("context", "STRING", (-1,), optional=True),
+        TensorSpec("style", "STRING", (1,), optional=True),  # "plain": the benchmark's single-sentence baseline
+    ),
+    outputs=(TensorSpec("piece", "STRING", (1,)),),
+    max_batch_size=0,
+    decoupled=True,
+    # One llama.cpp context per instance, serving one request at a time on both cores (1.8 GB RAM each).
+    cpu_instances=1,
+    gpu_instances=1,
+    # warm_pairs: the instruction prefixes evaluated at load (~2 s each), so the first request is not slower.
+    parameters={"n_ctx": "2048", "n_threads": "2", "max_tokens": "256", "warm_pairs": "es-en,en-es"},
+    gpu_note="On a GPU fleet, serve the same model (Qwen2.5-1.5B-Instruct, Apache-2.0) with Triton's vLLM backend "
+    "(backend: \"vllm\", a model.json naming the weights, decoupled) or TensorRT-LLM (an engine built by "
+    "trtllm-build, the tensorrtllm backend behind the ensemble from tensorrtllm_backend); the gateway's "
+    "request (text, languages, context -> streamed pieces) stays the same. This config keeps llama.cpp on the "
+    "host CPU, which serves a GPU host unchanged.",
+)
+
 SPECS: dict[str, ModelSpec] = {
-    spec.name: spec for spec in (SPEAKER_ENCODER, VOICE_EMBEDDING, SYNTHESIZER, VOICE_CONVERTER, VOICE_CLONE)
+    spec.name: spec
+    for spec in (SPEAKER_ENCODER, VOICE_EMBEDDING, SYNTHESIZER, VOICE_CONVERTER, VOICE_CLONE, TRANSLATOR)
 }
 # Load order: a BLS model after the models it calls (voice_embedding -> speaker_encoder; voice_clone ->
 # synthesizer + voice_converter).
 SERVED_MODELS: tuple[str, ...] = (
-    "speaker_encoder", "voice_embedding", "synthesizer", "voice_converter", "voice_clone",
+    "speaker_encoder", "voice_embedding", "synthesizer", "voice_converter", "voice_clone", "translator",
 )
 
 

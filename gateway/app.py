@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.store.close()
 
     app = FastAPI(title="UniVoice gateway", version="1.0", description=DESCRIPTION, lifespan=lifespan)
-    for router in (auth.router, sessions.router, profiles.router, health.router, stream.router, demo.router):
+    for router in (auth.router, sessions.router, sessions.languages_router, profiles.router, health.router,
+                   stream.router, demo.router):
         app.include_router(router)
     configure_tracing(settings.otel_exporter, settings.otel_endpoint)
 

@@ -90,6 +90,20 @@ class SessionCreate(BaseModel):
     audio_format: AudioFormat = Field(default_factory=AudioFormat)
 
 
+class LanguagePair(BaseModel):
+    source: str = Field(examples=["es"])
+    target: str = Field(examples=["en"])
+    engine: str = Field(description="the translation engine: llm, apertium, amazon, ctranslate2 or passthrough",
+                        examples=["llm"])
+    fallback: str | None = Field(description="the engine used when the primary's output fails a guard rail",
+                                 examples=["apertium"])
+
+
+class Languages(BaseModel):
+    languages: list[str]
+    pairs: list[LanguagePair]
+
+
 SessionState = Literal["created", "active", "closed", "expired"]
 
 

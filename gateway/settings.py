@@ -123,7 +123,14 @@ class Settings(BaseSettings):
     stt_threads: int = 2
     stt_chunk_length: int = 30
     transcribe_bucket: str = "univoice-transcribe"  # stt_provider=amazon: where audio is staged
-    translation_provider: Literal["none", "ctranslate2", "amazon"] = "none"
+    # The languages sessions may use (STT source, spoken target); every pair of them that an engine translates
+    # is offered (GET /v1/languages). The same language twice is a passthrough.
+    languages: list[str] = Field(default_factory=lambda: ["en", "es", "de", "fr"])
+    # The engine for every pair it supports: "llm" (Triton's translator, guarded, Apertium as fallback where the
+    # pair has it), "apertium" (en<->es only), "amazon" (Amazon Translate), "ctranslate2" (translation_models).
+    translation_provider: Literal["llm", "apertium", "amazon", "ctranslate2"] = "llm"
+    # Per-pair overrides (JSON): {"en-es": "apertium"}.
+    translation_providers: dict[str, Literal["llm", "apertium", "amazon", "ctranslate2"]] = Field(default_factory=dict)
     # translation_provider=ctranslate2: {"es-en": "/models/opus-mt-es-en", "*": "/models/nllb"} (JSON)
     translation_models: dict[str, Path] = Field(default_factory=dict)
     # Compute the preset voices' embeddings when the gateway starts rather than at the first stream.

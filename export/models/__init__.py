@@ -8,10 +8,12 @@ from export.repository import ModelSource
 def sources() -> dict[str, ModelSource]:
     from export.models.speaker_encoder import speaker_encoder_source
     from export.models.synthesizer import synthesizer_source
+    from export.models.translator import translator_source
     from export.models.voice_converter import voice_converter_source
 
     return {
-        source.name: source for source in (speaker_encoder_source(), synthesizer_source(), voice_converter_source())
+        source.name: source
+        for source in (speaker_encoder_source(), synthesizer_source(), voice_converter_source(), translator_source())
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,8 +19,27 @@ class Transcriber(Protocol):
         """True while calls are queued or running: best-effort work (partials) should then wait its turn."""
 
 
+Context = Sequence[tuple[str, str]]  # a session's previous utterances: (transcript, translation), oldest first
+
+
+@dataclass(frozen=True)
+class TranslationPiece:
+    """Some translated text, as it is generated. `engine` made it; a fallback's first piece says why the primary
+    engine's output was refused, and `replaces` when text from the primary was already passed on."""
+
+    text: str
+    engine: str
+    fallback_reason: str | None = None
+    replaces: bool = False
+
+
 class Translator(Protocol):
-    async def translate(self, text: str, source_language: str, target_language: str) -> str: ...
+    engine: str
+
+    def stream(self, text: str, source_language: str, target_language: str,
+               context: Context = ()) -> AsyncIterator[TranslationPiece]:
+        """The translation of `text` piece by piece (a provider without streaming yields one piece). `context`
+        helps with pronouns and terminology; it is not translated again."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """One session's live translation: audio in; events and translated speech out. No sockets here.
 
 Ingress (`push`) runs the streaming VAD; each finished utterance goes on a bounded queue that one
-worker drains in order: final transcript -> translation -> clause-by-clause synthesis, sending the
-first clause's audio as soon as it exists. While someone speaks and the worker is idle, partial
+worker drains in order: final transcript -> streamed translation -> clause-by-clause synthesis. The
+translation's pieces go through a `ClauseStream`, so the first clause is synthesised (and its audio
+sent) while the rest of the translation is still being generated. Each final transcript is translated
+with the session's previous two utterances as context. While someone speaks and the worker is idle, partial
 transcripts of the utterance so far are produced. A failing utterance (Triton down, say) yields an
 `error` event for that utterance; the session and the next utterance carry on.
 
@@ -17,6 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +28,7 @@ import numpy as np
 from gateway.errors import ApiError
 from gateway.observability import log_event
 from gateway.pipeline.interfaces import OUTPUT_RATE, SpeechSynthesizer, Transcriber, Translator, Voice
+from gateway.pipeline.text import ClauseStream
 from gateway.pipeline.vad import RATE, StreamingVad
 
 log = logging.getLogger("univoice.pipeline")
@@ -66,6 +70,7 @@ class LiveSettings:
     partial_interval_s: float = 1.0
     max_pending_utterances: int = 4
     speculate_after_ms: float = 200.0
+    context_utterances: int = 2  # previous (transcript, translation) pairs the translator sees
 
 
 class LiveTranslation:
@@ -82,6 +87,7 @@ class LiveTranslation:
         self._last_partial_samples = 0
         self._current_id = ""
         self._speculation: asyncio.Task | None = None
+        self._context: deque[tuple[str, str]] = deque(maxlen=settings.context_utterances)
         self._worker = asyncio.create_task(self._work(), name="live-translation-worker")
 
     # --- ingress -------------------------------------------------------------------------------
@@ -185,36 +191,70 @@ class LiveTranslation:
         if not transcript:
             await self.emit(Event("metrics", {"utterance_id": utterance.id, "timings_ms": self._timings(marks)}))
             return
-        translation = (await self.translator.translate(transcript, s.source_language, s.target_language)).strip()
-        marks["translation"] = self.clock()
-        await self.emit(Event("translation", {"utterance_id": utterance.id, "text": translation}))
-
-        sent = dropped = 0
-        samples = 0
-        async for clause in self.synthesizer.speak(translation, s.target_language, s.voice, s.speed):
-            if "first_audio" not in marks:
-                marks["first_audio"] = self.clock()
-                await self.emit(Event("audio_start", {"utterance_id": utterance.id, "sample_rate": OUTPUT_RATE,
-                                                      "encoding": "pcm16", "channels": 1}))
-            for start in range(0, len(clause.audio24k), CHUNK_SAMPLES):
-                chunk = clause.audio24k[start : start + CHUNK_SAMPLES]
-                if await self.emit_audio(chunk):
-                    sent += 1
-                    samples += len(chunk)
-                else:
-                    dropped += 1
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        audio = {"sent": 0, "dropped": 0, "samples": 0}
+        speaker = asyncio.create_task(self._speak(utterance.id, clauses, marks, audio))
+        try:
+            translation, fallback = await self._stream_translation(transcript, clauses, marks)
+            await clauses.put(None)
+            fields = {"utterance_id": utterance.id, "text": translation,
+                      "engine": fallback.engine if fallback else self.translator.engine}
+            if fallback:
+                fields |= {"translation_fallback": fallback.engine, "fallback_reason": fallback.fallback_reason}
+            await self.emit(Event("translation", fields))
+            await speaker
+        finally:
+            speaker.cancel()
         marks["audio_end"] = self.clock()
         if "first_audio" in marks:
-            await self.emit(Event("audio_end", {"utterance_id": utterance.id, "chunks": sent,
-                                                "seconds": round(samples / OUTPUT_RATE, 3)}))
-        if dropped:
+            await self.emit(Event("audio_end", {"utterance_id": utterance.id, "chunks": audio["sent"],
+                                                "seconds": round(audio["samples"] / OUTPUT_RATE, 3)}))
+        if audio["dropped"]:
             await self.emit(Event("warning", {
-                "code": "audio_dropped", "utterance_id": utterance.id, "chunks": dropped,
-                "message": f"{dropped} audio chunk(s) were dropped because the client reads too slowly",
+                "code": "audio_dropped", "utterance_id": utterance.id, "chunks": audio["dropped"],
+                "message": f"{audio['dropped']} audio chunk(s) were dropped because the client reads too slowly",
             }))
         timings = self._timings(marks)
         await self.emit(Event("metrics", {"utterance_id": utterance.id, "timings_ms": timings}))
+        self._context.append((transcript, translation))
         await self.on_utterance(transcript, translation, timings)
+
+    async def _stream_translation(self, transcript: str, clauses: asyncio.Queue, marks: dict):
+        """Feed the translation's pieces to the clause splitter; returns the whole text and the fallback piece."""
+        s = self.settings
+        splitter, translation, fallback = ClauseStream(), "", None
+        async for piece in self.translator.stream(transcript, s.source_language, s.target_language,
+                                                  tuple(self._context)):
+            marks.setdefault("translation_first_piece", self.clock())
+            if piece.fallback_reason:
+                fallback = piece
+            if piece.replaces:  # the primary engine's text is withdrawn: what was not spoken yet is dropped
+                while not clauses.empty():
+                    clauses.get_nowait()
+                splitter, translation = ClauseStream(), ""
+            translation += piece.text
+            for clause in splitter.feed(piece.text):
+                await clauses.put(clause)
+        for clause in splitter.finish():
+            await clauses.put(clause)
+        marks["translation"] = self.clock()
+        return translation.strip(), fallback
+
+    async def _speak(self, utterance_id: str, clauses: asyncio.Queue, marks: dict, audio: dict) -> None:
+        s = self.settings
+        while (text := await clauses.get()) is not None:
+            async for clause in self.synthesizer.speak(text, s.target_language, s.voice, s.speed):
+                if "first_audio" not in marks:
+                    marks["first_audio"] = self.clock()
+                    await self.emit(Event("audio_start", {"utterance_id": utterance_id, "sample_rate": OUTPUT_RATE,
+                                                          "encoding": "pcm16", "channels": 1}))
+                for start in range(0, len(clause.audio24k), CHUNK_SAMPLES):
+                    chunk = clause.audio24k[start : start + CHUNK_SAMPLES]
+                    if await self.emit_audio(chunk):
+                        audio["sent"] += 1
+                        audio["samples"] += len(chunk)
+                    else:
+                        audio["dropped"] += 1
 
     @staticmethod
     def _timings(marks: dict[str, float]) -> dict[str, float]:
@@ -223,8 +263,12 @@ class LiveTranslation:
         out = {f"{name}_after_end_ms": round(1000 * (t - start), 1) for name, t in marks.items() if name != "vad_end"}
         if "transcript" in marks:
             out["stt_ms"] = out["transcript_after_end_ms"]
+        if "translation_first_piece" in marks:
+            out["translation_first_piece_ms"] = round(1000 * (marks["translation_first_piece"] - marks["transcript"]), 1)
         if "translation" in marks:
             out["translation_ms"] = round(1000 * (marks["translation"] - marks["transcript"]), 1)
         if "first_audio" in marks:
-            out["first_clause_synthesis_ms"] = round(1000 * (marks["first_audio"] - marks["translation"]), 1)
+            # From the first piece of translation: synthesis overlaps the rest of the translation.
+            after = marks.get("translation_first_piece", marks["transcript"])
+            out["first_clause_synthesis_ms"] = round(1000 * (marks["first_audio"] - after), 1)
         return out

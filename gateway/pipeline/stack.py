@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.errors import BadRequest
+from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.interfaces import Transcriber, Translator, Voice
-from gateway.pipeline.phonemes import espeak_voice
+from gateway.pipeline.phonemes import ESPEAK_VOICES
 from gateway.pipeline.stt import AmazonTranscribeTranscriber, WhisperTranscriber, whisper_model_dir
 from gateway.pipeline.synthesis import KokoroSynthesizer
-from gateway.pipeline.translate import make_translator
+from gateway.pipeline.translate import PairSupport, make_translator, supported_pairs
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets, nearest_preset, preset_embeddings
 from gateway.settings import Settings
 from gateway.triton.client import CLONE_MODEL, TritonClient
@@ -32,7 +34,9 @@ class SpeechStack:
         self.triton = triton
         self.synthesizer = KokoroSynthesizer(triton)
         self.presets = load_presets()
+        self.guard = TranslationGuard(tuple(settings.languages))
         self._preset_embeddings: asyncio.Task | None = None
+        self._guard_loaded: asyncio.Future | None = None
 
     @cached_property
     def transcriber(self) -> Transcriber:
@@ -42,15 +46,37 @@ class SpeechStack:
                                                endpoint_url=s.aws_endpoint_url)
         return _whisper(whisper_model_dir(s.stt_model, s.build_dir), s.stt_threads, s.stt_chunk_length)
 
-    def translator(self, source_language: str, target_language: str) -> Translator:
-        espeak_voice(target_language)  # refuse a language we cannot speak before the stream starts
+    @cached_property
+    def pairs(self) -> list[PairSupport]:
+        """The language pairs a session may use: translated by an engine here, heard by the transcriber (tiny.en
+        hears English only) and spoken by the synthesizer (espeak-ng + Kokoro)."""
         s = self.settings
-        return make_translator(source_language, target_language, provider=s.translation_provider,
+        heard = ["en"] if s.stt_provider == "whisper" and s.stt_model == "tiny.en" else s.languages
+        return [support for support in supported_pairs(s.languages, s.translation_provider, s.translation_providers,
+                                                       s.translation_models)
+                if support.source in heard and support.target in ESPEAK_VOICES]
+
+    def pair(self, source_language: str, target_language: str) -> PairSupport:
+        """The supported pair, or a BadRequest that lists the pairs there are."""
+        for support in self.pairs:
+            if (support.source, support.target) == (source_language, target_language):
+                return support
+        offered = ", ".join(support.pair for support in self.pairs if support.source != support.target)
+        raise BadRequest(f"{source_language}->{target_language} is not a supported language pair; supported: "
+                         f"{offered} (and any of {', '.join(self.settings.languages)} to itself); "
+                         "GET /v1/languages lists them", code="unsupported_language_pair")
+
+    def translator(self, source_language: str, target_language: str) -> Translator:
+        s = self.settings
+        return make_translator(self.pair(source_language, target_language), triton=self.triton, guard=self.guard,
                                model_dirs=s.translation_models, aws_region=s.aws_region,
                                aws_endpoint_url=s.aws_endpoint_url)
 
     def warm_up(self) -> None:
-        """Start computing the preset voices' embeddings (seconds of synthesis, cached on disk) in the background."""
+        """In the background: load the guard's language models (~2 s), and compute the preset voices' embeddings
+        (seconds of synthesis, cached on disk)."""
+        if self._guard_loaded is None:
+            self._guard_loaded = asyncio.ensure_future(asyncio.to_thread(self.guard.language_of, "warm up"))
         if self._preset_embeddings is None:
             self._preset_embeddings = asyncio.ensure_future(
                 preset_embeddings(self.triton, self.presets, self.settings.build_dir / "preset_embeddings.json")

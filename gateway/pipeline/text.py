@@ -79,3 +79,39 @@ def _cut_long(clause: str, max_chars: int, min_chars: int) -> list[str]:
         clause = clause[cut + skip :]
     out.append(clause)
     return out
+
+
+class ClauseStream:
+    """Clauses out of text that arrives in pieces (a translation being generated), each released as soon as
+    more text can no longer change it, so synthesis can start on the first clause while the rest is made.
+
+    Releases what `split_clauses` would give for the whole text, except that a short last clause is not
+    merged back into one already released. The first clause is cut at `first_max_chars` (the listener
+    waits for it alone); the others at `max_chars`.
+    """
+
+    def __init__(self, max_chars: int = 160, min_chars: int = 12, first_max_chars: int = 32):
+        self.max_chars, self.min_chars, self.first_max_chars = max_chars, min_chars, first_max_chars
+        self._buffer = ""
+        self._released = 0
+
+    def feed(self, piece: str) -> list[str]:
+        self._buffer += piece
+        limit = self.first_max_chars if self._released == 0 else self.max_chars
+        clauses = split_clauses(self._buffer, limit, self.min_chars)
+        if len(clauses) < 2:
+            return []
+        # A cut at punctuation is final; a cut at a space moves while the text is shorter than limit + min_chars.
+        if not clauses[0].endswith(tuple(_CLOSING + _CLOSING_ANYWHERE)) and len(self._buffer.strip()) <= limit + self.min_chars:
+            return []
+        ready, last = clauses[:-1], clauses[-1]
+        self._buffer = last + (" " if self._buffer[-1:].isspace() else "")
+        self._released += len(ready)
+        return ready
+
+    def finish(self) -> list[str]:
+        limit = self.first_max_chars if self._released == 0 else self.max_chars
+        rest = split_clauses(self._buffer, limit, self.min_chars) if self._buffer.strip() else []
+        self._buffer = ""
+        self._released += len(rest)
+        return rest

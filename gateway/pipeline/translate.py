@@ -1,14 +1,25 @@
-"""Machine-translation providers: none (passthrough), a CTranslate2 model on the CPU, Amazon Translate.
+"""Machine-translation providers behind the one streaming `Translator` protocol, and the choice per pair.
 
-No MT model ships on PyPI, so a CTranslate2 model directory is converted once on a machine with network
-and copied in (see `CTranslate2Translator`). `make_translator` picks a provider for one language pair.
+| engine | what | pairs |
+|---|---|---|
+| `llm` | Triton's `translator` (Qwen2.5-Coder-1.5B-Instruct on llama.cpp), streamed piece by piece, with the session's previous utterances as context, checked by `guard.py` and backed by Apertium | en, es, de, fr: any two |
+| `apertium` | Debian's rule-based Apertium, one long-lived null-flush pipeline per pair (1-20 ms a sentence) | en<->es |
+| `amazon` | Amazon Translate | Amazon's |
+| `ctranslate2` | a converted OPUS-MT/NLLB directory (none ships: converted elsewhere and copied in) | the model's |
+| `passthrough` | the text unchanged | same language |
+
+`make_translator` builds the translator of one session's pair from settings (`translation_providers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import shutil
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +30,15 @@ import sentencepiece
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.errors import BadRequest, Unavailable
-from gateway.pipeline.interfaces import Translator
+from gateway.pipeline.guard import TranslationGuard
+from gateway.pipeline.interfaces import Context, TranslationPiece, Translator
+from gateway.triton.client import TritonClient
+
+Engine = Literal["llm", "apertium", "amazon", "ctranslate2", "passthrough"]
+ENGINES: tuple[Engine, ...] = ("llm", "apertium", "amazon", "ctranslate2", "passthrough")
+LLM_LANGUAGES = ("en", "es", "de", "fr")  # the languages `translator`'s prompt knows (export/llm_backend.py)
+APERTIUM_PAIRS = ("en-es", "es-en")  # the pairs Debian packages (apertium-eng-spa)
+_APERTIUM_MODES = {"en": "eng", "es": "spa"}
 
 CONVERT_HINT = (
     "convert a model on a machine with network, e.g. `pip install ctranslate2 transformers sentencepiece "
@@ -27,17 +46,171 @@ CONVERT_HINT = (
     "--quantization int8 --copy_files source.spm target.spm`, then copy that directory here"
 )
 REQUIRED_FILES = ("model.bin", "config.json", "source.spm", "target.spm")
-Provider = Literal["none", "ctranslate2", "amazon"]
 
 
-class PassthroughTranslator:
-    """The text unchanged: the session's source and target languages are the same, or no MT is configured."""
+class WholeTextTranslator:
+    """A provider that translates whole texts: its stream is one piece."""
+
+    engine: str
+
+    async def stream(self, text: str, source_language: str, target_language: str,
+                     context: Context = ()) -> AsyncIterator[TranslationPiece]:
+        translated = await self.translate(text, source_language, target_language) if text.strip() else ""
+        if translated:
+            yield TranslationPiece(translated, self.engine)
+
+    async def translate(self, text: str, source_language: str, target_language: str) -> str:
+        raise NotImplementedError
+
+
+async def translate_all(translator: Translator, text: str, source_language: str, target_language: str,
+                        context: Context = ()) -> tuple[str, TranslationPiece | None]:
+    """The whole translation of `text`, and the piece that started a fallback (None when there was none)."""
+    out, fallback = "", None
+    async for piece in translator.stream(text, source_language, target_language, context):
+        if piece.fallback_reason:
+            out, fallback = "", piece
+        out += piece.text
+    return out.strip(), fallback
+
+
+class PassthroughTranslator(WholeTextTranslator):
+    """The text unchanged: the session's source and target languages are the same."""
+
+    engine = "passthrough"
 
     async def translate(self, text: str, source_language: str, target_language: str) -> str:
         return text
 
 
-class CTranslate2Translator:
+class ApertiumTranslator(WholeTextTranslator):
+    """Apertium (GPL-2, a separate program like espeak-ng) through its mode pipeline, started once and kept open.
+
+    Every program of the pipeline runs in null-flush mode (`-z`, unbuffered): a text followed by NUL comes
+    back followed by NUL, so one process serves every request (a fresh `apertium` costs 0.3-0.6 s to start).
+    Unknown words pass through without Apertium's `*` marks. Calls are serialised by a lock, in a thread.
+    """
+
+    engine = "apertium"
+
+    def __init__(self, pair: str, modes_dir: Path = Path("/usr/share/apertium/modes")):
+        source, target = pair.split("-")
+        self.pair = pair
+        self.mode_file = modes_dir / f"{_APERTIUM_MODES[source]}-{_APERTIUM_MODES[target]}.mode"
+        if not self.mode_file.is_file() or shutil.which("stdbuf") is None:
+            raise Unavailable(f"Apertium's {pair} mode is not installed ({self.mode_file}); run `make setup` "
+                              "(apt packages apertium, apertium-eng-spa)", code="translation_unavailable")
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def _command(self) -> str:
+        stages = []
+        for stage in self.mode_file.read_text().strip().split("|"):
+            program, _, arguments = stage.strip().replace("$1", "-n").replace("$2", "").partition(" ")
+            stages.append(f"stdbuf -o0 {program} -z {arguments}")
+        return " | ".join(stages)
+
+    async def translate(self, text: str, source_language: str, target_language: str) -> str:
+        return await asyncio.to_thread(self._translate, text)
+
+    def _translate(self, text: str) -> str:
+        # Apertium's stream format reserves these characters; a NUL would end the request early.
+        escaped = "".join("\\" + c if c in "\\^$/[]{}<>@*#+~" else c for c in " ".join(text.replace("\0", "").split()))
+        with self._lock:
+            for attempt in (1, 2):
+                if self._process is None or self._process.poll() is not None:
+                    self._process = subprocess.Popen(["bash", "-c", self._command()], stdin=subprocess.PIPE,
+                                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                try:
+                    # A trailing newline keeps the sentence's final punctuation (the generator drops it at NUL).
+                    self._process.stdin.write(escaped.encode() + b"\n\0")
+                    self._process.stdin.flush()
+                    out = b""
+                    while b"\0" not in out:
+                        chunk = self._process.stdout.read1(65536)
+                        if not chunk:
+                            raise BrokenPipeError("apertium exited")
+                        out += chunk
+                    return out.split(b"\0")[0].decode("utf-8", errors="replace").strip()
+                except (BrokenPipeError, OSError):
+                    self._process.kill()
+                    self._process = None
+                    if attempt == 2:
+                        raise Unavailable("Apertium failed twice in a row", code="translation_unavailable") from None
+        raise AssertionError("unreachable")
+
+
+class LlmTranslator:
+    """Triton's `translator`, streamed: each generated piece as it arrives, with up to two previous utterances
+    of the session as context."""
+
+    engine = "llm"
+
+    def __init__(self, triton: TritonClient, style: str | None = None):
+        self.triton = triton
+        self.style = style  # "plain": the benchmark's single-sentence baseline
+
+    async def stream(self, text: str, source_language: str, target_language: str,
+                     context: Context = ()) -> AsyncIterator[TranslationPiece]:
+        if not text.strip():
+            return
+        flat = [value for pair in list(context)[-2:] for value in pair]
+        async for piece in self.triton.translate_stream(text, source_language, target_language, flat, self.style):
+            yield TranslationPiece(piece, self.engine)
+
+
+class GuardedTranslator:
+    """The listener only ever hears a translation: the primary's output is checked as it streams.
+
+    The first clause is held back until it has passed the checks a prefix allows (refusal, answer and
+    apology openings, leftover prompt or markup, runaway length, wrong language), so a refusal is never
+    spoken; later pieces go through as they come, still checked. When a check fails, the primary is
+    stopped and `fallback` translates the whole text (the first fallback piece says why and `replaces`
+    what came before); with no fallback the utterance fails with `translation_rejected`.
+    """
+
+    def __init__(self, primary: Translator, fallback: Translator | None, guard: TranslationGuard,
+                 release_chars: int = 24):
+        self.primary, self.fallback, self.guard = primary, fallback, guard
+        self.engine = primary.engine
+        self.release_chars = release_chars
+
+    async def stream(self, text: str, source_language: str, target_language: str,
+                     context: Context = ()) -> AsyncIterator[TranslationPiece]:
+        out, released, reason = "", False, None
+        pieces = self.primary.stream(text, source_language, target_language, context)
+        try:
+            async for piece in pieces:
+                out += piece.text
+                reason = self.guard.check_prefix(text, out, target_language)
+                if reason:
+                    break
+                if released:
+                    yield piece
+                elif len(out.strip()) >= self.release_chars:
+                    reason = self.guard.check_language(out, source_language, target_language)
+                    if reason:
+                        break
+                    released = True
+                    yield TranslationPiece(out, piece.engine)
+        finally:
+            await pieces.aclose()  # stops the model when a check failed or the listener left
+        reason = reason or self.guard.check_final(text, out, source_language, target_language)
+        if reason is None:
+            if not released and out.strip():
+                yield TranslationPiece(out, self.engine)
+            return
+        if self.fallback is None:
+            raise Unavailable(f"the translation was rejected ({reason}) and {source_language}->{target_language} "
+                              "has no fallback engine", code="translation_rejected")
+        first = True
+        async for piece in self.fallback.stream(text, source_language, target_language, context):
+            yield TranslationPiece(piece.text, piece.engine, fallback_reason=reason if first else None,
+                                   replaces=released and first)
+            first = False
+
+
+class CTranslate2Translator(WholeTextTranslator):
     """A converted OPUS-MT (one pair) or NLLB-style (many languages) model, greedy, in a worker thread.
 
     The directory holds what `ct2-transformers-converter` writes plus the SentencePiece models
@@ -50,6 +223,8 @@ class CTranslate2Translator:
     CTranslate2 queues concurrent calls itself (inter_threads=1: one translation at a time, using
     intra_threads cores), so no lock is needed here.
     """
+
+    engine = "ctranslate2"
 
     def __init__(self, model_dir: Path, *, threads: int = 2, max_input_tokens: int = 512,
                  max_output_tokens: int = 256):
@@ -97,8 +272,10 @@ class CTranslate2Translator:
         return self._target.decode(result.hypotheses[0][len(prefix):]).strip()
 
 
-class AmazonTranslator:
+class AmazonTranslator(WholeTextTranslator):
     """Amazon Translate (TranslateText), one synchronous boto3 call per text in a worker thread."""
+
+    engine = "amazon"
 
     def __init__(self, *, region: str = "us-east-1", endpoint_url: str | None = None, client: Any = None):
         self._client = client or boto3.client("translate", region_name=region, endpoint_url=endpoint_url)
@@ -120,30 +297,78 @@ class AmazonTranslator:
         return response["TranslatedText"]
 
 
+@dataclass(frozen=True)
+class PairSupport:
+    """One supported language pair: the engine that translates it and the one that backs it up."""
+
+    source: str
+    target: str
+    engine: Engine
+    fallback: Engine | None
+
+    @property
+    def pair(self) -> str:
+        return f"{self.source}-{self.target}"
+
+
+def engine_supports(engine: Engine, pair: str, model_dirs: Mapping[str, Path] | None = None) -> bool:
+    """Whether `engine` can translate `pair` here (Amazon: any pair; its API refuses what it lacks)."""
+    source, _, target = pair.partition("-")
+    if source == target:
+        return engine == "passthrough"
+    if engine == "llm":
+        return source in LLM_LANGUAGES and target in LLM_LANGUAGES
+    if engine == "apertium":
+        return pair in APERTIUM_PAIRS
+    if engine == "ctranslate2":
+        return bool(model_dirs) and (pair in model_dirs or "*" in model_dirs)
+    return engine == "amazon"
+
+
+def supported_pairs(languages: Sequence[str], default_engine: Engine, overrides: Mapping[str, Engine],
+                    model_dirs: Mapping[str, Path] | None = None) -> list[PairSupport]:
+    """Every pair of `languages` this configuration translates, with its engine and fallback."""
+    out = []
+    for source in languages:
+        for target in languages:
+            pair = f"{source}-{target}"
+            engine: Engine = "passthrough" if source == target else overrides.get(pair, default_engine)
+            if not engine_supports(engine, pair, model_dirs):
+                continue
+            fallback = "apertium" if engine == "llm" and engine_supports("apertium", pair) else None
+            out.append(PairSupport(source, target, engine, fallback))
+    return out
+
+
 @lru_cache(maxsize=None)
 def _ctranslate2(model_dir: Path, threads: int) -> CTranslate2Translator:
     """One loaded model per directory, shared by every session using it."""
     return CTranslate2Translator(model_dir, threads=threads)
 
 
-def make_translator(source_language: str, target_language: str, *, provider: Provider,
-                    model_dirs: Mapping[str, Path] | None = None, threads: int = 2,
-                    aws_region: str = "us-east-1", aws_endpoint_url: str | None = None) -> Translator:
-    """The translator for one language pair.
+@lru_cache(maxsize=None)
+def apertium(pair: str) -> ApertiumTranslator:
+    """One Apertium pipeline per pair and process, shared by every session."""
+    return ApertiumTranslator(pair)
 
-    provider "none": passthrough (no MT configured). "ctranslate2": the directory `model_dirs` gives for
-    "src-tgt" (e.g. "es-en"), or for "*" (one multilingual NLLB-style model); a pair with neither is a
-    BadRequest, not a silent passthrough. "amazon": Amazon Translate. The same language is always passthrough.
-    """
-    if source_language == target_language or provider == "none":
+
+def make_translator(support: PairSupport, *, triton: TritonClient | None = None, guard: TranslationGuard | None = None,
+                    model_dirs: Mapping[str, Path] | None = None, threads: int = 2, aws_region: str = "us-east-1",
+                    aws_endpoint_url: str | None = None) -> Translator:
+    """The translator for one supported pair (see `supported_pairs`)."""
+    engine = support.engine
+    if engine == "passthrough":
         return PassthroughTranslator()
-    if provider == "amazon":
+    if engine == "apertium":
+        return apertium(support.pair)
+    if engine == "amazon":
         return AmazonTranslator(region=aws_region, endpoint_url=aws_endpoint_url)
-    if provider == "ctranslate2":
+    if engine == "ctranslate2":
         dirs = model_dirs or {}
-        model_dir = dirs.get(f"{source_language}-{target_language}") or dirs.get("*")
-        if model_dir is None:
-            raise BadRequest(f"no translation model is configured for {source_language}->{target_language}",
-                             code="unsupported_language")
-        return _ctranslate2(Path(model_dir), threads)
-    raise ValueError(f"unknown translation provider {provider!r}: use 'none', 'ctranslate2' or 'amazon'")
+        return _ctranslate2(Path(dirs.get(support.pair) or dirs["*"]), threads)
+    if engine == "llm":
+        if triton is None or guard is None:
+            raise ValueError("the llm engine needs the Triton client and the guard")
+        fallback = apertium(support.pair) if support.fallback == "apertium" else None
+        return GuardedTranslator(LlmTranslator(triton), fallback, guard)
+    raise ValueError(f"unknown translation engine {engine!r}; use one of {', '.join(ENGINES)}")

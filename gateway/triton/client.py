@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 import tritonclient.grpc.aio as grpcaio
@@ -15,6 +17,8 @@ from gateway.observability import TRITON_LATENCY
 EMBEDDING_MODEL = "voice_embedding"
 SYNTHESIS_MODEL = "synthesizer"
 CLONE_MODEL = "voice_clone"
+TRANSLATION_MODEL = "translator"
+END_OF_TEXT = "\x03"  # the translator's last piece (export/llm_backend.py): the stream is complete
 
 
 class TritonClient:
@@ -44,6 +48,48 @@ class TritonClient:
         ]
         return (await self._infer(CLONE_MODEL, inputs)).as_numpy("audio")
 
+    async def translate_stream(self, text: str, source_language: str, target_language: str,
+                               context: Sequence[str] = (), style: str | None = None) -> AsyncIterator[str]:
+        """The `translator`'s pieces of translated text as they are generated (a decoupled model over one gRPC
+        stream). `context`: previous [source, translation, ...] utterances. Leaving the loop early (or
+        cancelling) closes the stream, and the model stops generating."""
+        inputs = [_strings("text", [text]), _strings("source_language", [source_language]),
+                  _strings("target_language", [target_language])]
+        if context:
+            inputs.append(_strings("context", list(context)))
+        if style:
+            inputs.append(_strings("style", [style]))
+        finished = asyncio.Event()
+
+        async def requests():
+            yield {"model_name": TRANSLATION_MODEL, "inputs": inputs}
+            await finished.wait()  # keep the stream open until the model has sent its last piece
+
+        started = time.perf_counter()
+        outcome = "error"
+        responses = self._client.stream_infer(requests(), stream_timeout=self.timeout_s)
+        try:
+            async for result, error in responses:
+                if error is not None:
+                    raise _map_error(TRANSLATION_MODEL, error)
+                piece = result.as_numpy("piece").ravel()[0].decode("utf-8")
+                if piece == END_OF_TEXT:
+                    outcome = "ok"
+                    return
+                yield piece
+        except InferenceServerException as error:
+            raise _map_error(TRANSLATION_MODEL, error) from None
+        except Exception as error:  # grpc.aio errors (server gone, deadline) surface as plain RpcErrors
+            if type(error).__name__ in ("AioRpcError", "UsageError"):
+                raise Unavailable(f"the inference server is unreachable ({TRANSLATION_MODEL}); retry shortly",
+                                  code="triton_unavailable") from None
+            raise
+        finally:
+            finished.set()
+            if outcome != "ok":
+                responses.cancel()
+            TRITON_LATENCY.labels(model=TRANSLATION_MODEL, outcome=outcome).observe(time.perf_counter() - started)
+
     async def _infer(self, model: str, inputs):
         started = time.perf_counter()
         outcome = "error"
@@ -72,6 +118,12 @@ def _tensor(name: str, value: np.ndarray) -> InferInput:
     datatype = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}[value.dtype]
     tensor = InferInput(name, list(value.shape), datatype)
     tensor.set_data_from_numpy(np.ascontiguousarray(value))
+    return tensor
+
+
+def _strings(name: str, values: list[str]) -> InferInput:
+    tensor = InferInput(name, [len(values)], "BYTES")
+    tensor.set_data_from_numpy(np.array([v.encode("utf-8") for v in values], dtype=np.object_))
     return tensor
 
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from gateway.errors import BadRequest
 from gateway.pipeline.translate import (
-    AmazonTranslator, CTranslate2Translator, PassthroughTranslator, make_translator,
+    AmazonTranslator, ApertiumTranslator, CTranslate2Translator, PairSupport, PassthroughTranslator, make_translator,
+    supported_pairs,
 )
 from training.tiny_translation_model import SOURCE_ALPHABET, TARGET_ALPHABET, build_tiny_model
 
@@ -110,16 +111,30 @@ async def test_passthrough_returns_the_text_unchanged():
     assert await PassthroughTranslator().translate("¿Qué tal? 😀", "es", "en") == "¿Qué tal? 😀"
 
 
-def test_make_translator_picks_the_provider(model_dir: Path):
-    assert isinstance(make_translator("en", "en", provider="amazon"), PassthroughTranslator)
-    assert isinstance(make_translator("es", "en", provider="none"), PassthroughTranslator)
-    assert isinstance(make_translator("es", "en", provider="amazon"), AmazonTranslator)
-    pair = make_translator("es", "en", provider="ctranslate2", model_dirs={"es-en": model_dir})
+def test_make_translator_picks_the_engine(model_dir: Path):
+    def support(source, target, engine, fallback=None):
+        return PairSupport(source, target, engine, fallback)
+
+    assert isinstance(make_translator(support("en", "en", "passthrough")), PassthroughTranslator)
+    assert isinstance(make_translator(support("es", "en", "amazon")), AmazonTranslator)
+    assert isinstance(make_translator(support("es", "en", "apertium")), ApertiumTranslator)
+    pair = make_translator(support("es", "en", "ctranslate2"), model_dirs={"es-en": model_dir})
     assert isinstance(pair, CTranslate2Translator)
-    assert make_translator("es", "en", provider="ctranslate2", model_dirs={"es-en": model_dir}) is pair  # loaded once
-    assert make_translator("fr", "de", provider="ctranslate2", model_dirs={"*": model_dir}) is pair
-    with pytest.raises(BadRequest) as error:
-        make_translator("fr", "en", provider="ctranslate2", model_dirs={"es-en": model_dir})
-    assert error.value.code == "unsupported_language"
-    with pytest.raises(ValueError, match="unknown translation provider"):
-        make_translator("es", "en", provider="deepl")  # type: ignore[arg-type]
+    assert make_translator(support("es", "en", "ctranslate2"), model_dirs={"es-en": model_dir}) is pair  # loaded once
+    assert make_translator(support("fr", "de", "ctranslate2"), model_dirs={"*": model_dir}) is pair
+    with pytest.raises(ValueError, match="unknown translation engine"):
+        make_translator(support("es", "en", "deepl"))  # type: ignore[arg-type]
+
+
+def test_supported_pairs_follow_the_engines():
+    pairs = {p.pair: p for p in supported_pairs(["en", "es", "de", "fr"], "llm", {})}
+    assert {"es-en", "en-es", "en-de", "de-en", "en-fr", "fr-en", "de-fr", "en-en"} <= set(pairs)
+    assert (pairs["es-en"].engine, pairs["es-en"].fallback) == ("llm", "apertium")
+    assert (pairs["en-de"].engine, pairs["en-de"].fallback) == ("llm", None)  # Debian has no Apertium en-de
+    assert pairs["en-en"].engine == "passthrough"
+    apertium_only = {p.pair for p in supported_pairs(["en", "es", "de"], "apertium", {})}
+    assert apertium_only == {"en-es", "es-en", "en-en", "es-es", "de-de"}
+    mixed = {p.pair: p.engine for p in supported_pairs(["en", "es"], "llm", {"en-es": "apertium"})}
+    assert mixed == {"en-es": "apertium", "es-en": "llm", "en-en": "passthrough", "es-es": "passthrough"}
+    assert {p.pair for p in supported_pairs(["en", "es"], "ctranslate2", {}, {"es-en": Path("m")})} == {
+        "es-en", "en-en", "es-es"}

@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, Path, status
 
 from gateway.api.deps import Services, principal, require, services
-from gateway.schemas import SessionCreate, SessionOut, Utterance
+from gateway.schemas import LanguagePair, Languages, SessionCreate, SessionOut, Utterance
 from gateway.security import SCOPE_STREAM, Principal
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+languages_router = APIRouter(prefix="/v1/languages", tags=["sessions"])
 SessionId = Path(max_length=64, examples=["s_8c1d0f3e9b2a4c5d8e7f6a5b4c3d2e1f"])
 
 
@@ -26,11 +27,18 @@ def session_out(session: dict) -> SessionOut:
              summary="Create a translation session")
 async def create_session(body: SessionCreate, who: Principal = Depends(require(SCOPE_STREAM)),
                          svc: Services = Depends(services)) -> SessionOut:
+    svc.speech.pair(body.source_language, body.target_language)  # refused here, with the list, not mid-stream
     if body.voice_profile_id:
         await svc.profiles.get(who.subject, body.voice_profile_id)  # must exist and be the caller's
     session = await svc.sessions.create(who.subject, body.source_language, body.target_language,
                                         body.voice_profile_id, body.audio_format.model_dump())
     return session_out(session)
+
+
+@languages_router.get("", response_model=Languages, summary="The language pairs sessions can use, and their engines")
+async def list_languages(svc: Services = Depends(services)) -> Languages:
+    return Languages(languages=list(svc.settings.languages), pairs=[
+        LanguagePair(source=p.source, target=p.target, engine=p.engine, fallback=p.fallback) for p in svc.speech.pairs])
 
 
 @router.get("", response_model=list[SessionOut], summary="List your sessions")
