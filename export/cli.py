@@ -47,12 +47,10 @@ def build(repository: Path | None = RepositoryOption) -> None:
 
     A model whose latest version was built from the same sources is left alone, so re-running is a no-op.
     """
-    from export.models import sources
-
     repo = _repository(repository)
     for path in configs.write_all(repo.root):
         console.print(f"wrote {path.relative_to(repo.root)}")
-    for source in sources().values():
+    for source in _sources_to_build():
         if repo.is_current(source):
             console.print(f"{source.name}: v{repo.latest(source.name)} is up to date")
             continue
@@ -152,6 +150,12 @@ def configs_(repository: Path | None = RepositoryOption,
         return
     for path in configs.write_all(root):
         console.print(f"wrote {path.relative_to(root)}")
+
+
+def _sources_to_build():
+    from export.models import sources
+
+    return list(sources().values())
 
 
 def _add(repo: ModelRepository, source):

@@ -41,6 +41,8 @@ class UtteranceResult:
     id: str
     transcript: str = ""
     translation: str = ""
+    translation_engine: str = ""
+    translation_fallback: str | None = None  # the engine that stood in when the primary's output was refused
     partials: list[str] = field(default_factory=list)
     audio: list[np.ndarray] = field(default_factory=list)  # 24 kHz float32 chunks in order
     first_audio_at: float | None = None  # client monotonic time of the first audio frame
@@ -180,6 +182,8 @@ class _Collector(threading.Thread):
             utterance.transcript = event["text"]
         elif kind == "translation":
             utterance.translation = event["text"]
+            utterance.translation_engine = event.get("engine", "")
+            utterance.translation_fallback = event.get("translation_fallback")
         elif kind == "audio_start":
             self.current = uid
         elif kind == "audio_end":

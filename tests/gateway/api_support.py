@@ -70,6 +70,8 @@ def gateway_settings(tmp_path, triton) -> Settings:
         rate_limit_burst=1000,
         log_json=False,
         preload_voices=False,
+        # Tests that do not need the LLM translate with Apertium (milliseconds); test_translator_llm.py uses the LLM.
+        translation_provider="apertium",
     )
 
 

@@ -311,3 +311,22 @@ def test_openapi_lists_every_route_with_examples(api):
     for name in ("SignupRequest", "TokenPair", "SessionCreate", "RefreshRequest", "CompareResult"):
         assert "examples" in schemas[name], name
     assert api.get("/docs").status_code == 200
+
+
+def test_languages_lists_the_pairs_and_unsupported_pairs_are_refused(api, gateway_settings):
+    headers = bearer(signup_and_login(api, "polyglot"))
+    listed = api.get("/v1/languages").json()
+    pairs = {(p["source"], p["target"]): p for p in listed["pairs"]}
+    assert listed["languages"] == ["en", "es", "de", "fr"]
+    assert pairs[("es", "en")]["engine"] == "apertium" and pairs[("en", "en")]["engine"] == "passthrough"
+    assert ("en", "de") not in pairs  # this gateway translates with Apertium, which has no German
+    response = api.post("/v1/sessions", headers=headers, json={"source_language": "en", "target_language": "de"})
+    assert api_error(response, 400) == "unsupported_language_pair"
+    assert "en-es" in response.json()["message"] and "es-en" in response.json()["message"]
+    assert api.post("/v1/sessions", headers=headers,
+                    json={"source_language": "es", "target_language": "en"}).status_code == 201
+
+    with make_client(gateway_settings.model_copy(update={"translation_provider": "llm"})) as llm_api:
+        llm_pairs = {(p["source"], p["target"]): p for p in llm_api.get("/v1/languages").json()["pairs"]}
+    assert (llm_pairs[("es", "en")]["engine"], llm_pairs[("es", "en")]["fallback"]) == ("llm", "apertium")
+    assert (llm_pairs[("en", "de")]["engine"], llm_pairs[("en", "de")]["fallback"]) == ("llm", None)
