@@ -44,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from benchmarks import embedding_throughput, latency
+from benchmarks import embedding_throughput, latency, translation
 from export.repository import ModelRepository
 from export.specs import SPEAKER_ENCODER, SYNTHESIZER
 from gateway import audio
@@ -417,7 +417,8 @@ def _s(ms: float | None) -> str:
     return "n/a" if ms is None else f"{ms / 1000:.2f}"
 
 
-def report(summary: dict, embedding: dict, latency_result: dict, loads: list[dict], overhead: dict) -> str:
+def report(summary: dict, embedding: dict, latency_result: dict, loads: list[dict], overhead: dict,
+           translation_result: dict) -> str:
     lines = [f"# UniVoice benchmarks, {summary['date']}", "",
              f"{os.cpu_count()}-core CPU machine, everything (clients included) on the same cores. "
              f"Run: `python -m benchmarks.load {' '.join(summary['argv'])}`; phases took "
@@ -441,6 +442,12 @@ def report(summary: dict, embedding: dict, latency_result: dict, loads: list[dic
               f"| naive | {s['naive_p50_s']:.2f} | {s['naive_p95_s']:.2f} |", "",
               f"{s['answered']}/{s['clips']} {latency_result['unit']}; speed-up at p50 {s['speedup_p50']:.2f}x "
               "(target 2x); live p50 target 1.5 s.", "", "![latency](latency.png)", ""]
+
+    lines += ["## (b2) Translation (held-out NTREX-128)", "",
+              "| engine | pair | chrF | BLEU | s/sentence |", "|---|---|---|---|---|"]
+    lines += [f"| {r['engine']} | {r['pair']} | {r['chrf']:.1f} | {r['bleu']:.1f} | {r['s_per_sentence']:.2f} |"
+              for r in translation_result["rows"]]
+    lines += ["", "![translation](translation.png)", ""]
 
     lines += ["## (c) Concurrent conversations (Locust)", "",
               f"Each conversation user streams real LibriSpeech recordings (10-20 s; the VAD cuts them at pauses) in "
@@ -570,6 +577,10 @@ def main(argv: list[str] | None = None) -> dict:
     console.rule("(b) latency")
     latency_result = latency.main((["--count", "3"] if args.quick else []) + ["--out", str(out)])
     phase("latency", started)
+    started = time.perf_counter()
+    console.rule("(b2) translation quality and speed")
+    translation_result = translation.main(["--sentences", "10" if args.quick else "60", "--out", str(out)])
+    phase("translation", started)
 
     settings = get_settings()
     loads = []
@@ -615,7 +626,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     plot(loads, out / "load.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    (out / "report.md").write_text(report(summary, embedding, latency_result, loads, overhead) + "\n")
+    (out / "report.md").write_text(report(summary, embedding, latency_result, loads, overhead, translation_result)
+                                   + "\n")
 
     table = Table("users", "e2e p95 s", "utt/min", "CPU %", "held", title="concurrent conversations")
     for r in loads:

@@ -99,8 +99,8 @@ def serve(gpu: bool = GpuOption) -> None:
 def speak(
     input_path: Path = typer.Option(..., "--in", exists=True, dir_okay=False, help="WAV/FLAC/OGG to speak"),
     output_path: Path = typer.Option(..., "--out", help="Where to write the translated speech (WAV, 24 kHz)"),
-    source: str = typer.Option("en", help="Language spoken in the input"),
-    target: str = typer.Option("en", help="Language to translate into"),
+    source: str = typer.Option("en", help="Language spoken in the input (GET /v1/languages lists the pairs)"),
+    target: str = typer.Option("en", help="Language to translate into, e.g. --source es --target en"),
     profile: str | None = typer.Option(None, help="Voice profile id to speak with"),
     url: str = typer.Option("http://127.0.0.1:8080", envvar="UNIVOICE_URL", help="Gateway base URL"),
     token: str | None = typer.Option(None, envvar="UNIVOICE_TOKEN", help="Access token (or give --username)"),

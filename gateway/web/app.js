@@ -8,7 +8,7 @@ const FRAME_SAMPLES = STREAM_RATE / 50; // 20 ms frames
 const ENROL_SECONDS = 8;
 const PLAYBACK_LEAD_S = 0.05; // schedule a little ahead so the first chunk does not start late
 const METRIC_KEYS = [
-  "stt_ms", "translation_ms", "first_clause_synthesis_ms", "transcript_after_end_ms",
+  "stt_ms", "translation_first_piece_ms", "translation_ms", "first_clause_synthesis_ms", "transcript_after_end_ms",
   "translation_after_end_ms", "first_audio_after_end_ms", "audio_end_after_end_ms",
 ];
 
@@ -457,6 +457,11 @@ function onEvent(event) {
       break;
     case "translation":
       row.cells[2].textContent = event.text;
+      if (event.translation_fallback) {
+        row.cells[2].title = `the translation model's output was refused (${event.fallback_reason}); ` +
+          `${event.translation_fallback} translated this one`;
+        logEvent("warning", "translation_fallback", row.cells[2].title);
+      }
       break;
     case "audio_start":
       state.outputRate = event.sample_rate;
@@ -514,12 +519,29 @@ function playChunk(buffer) {
 
 // ---- wiring --------------------------------------------------------------------------------------
 
-function fillLanguages(select, chosen) {
-  for (const [code, name] of Object.entries(LANGUAGES)) select.add(new Option(name, code, false, code === chosen));
+// The pairs the gateway translates (GET /v1/languages): a target is offered only where the source has it.
+let PAIRS = [];
+
+function fillTargets(chosen) {
+  const select = $("target");
+  const keep = chosen ?? select.value;
+  select.replaceChildren();
+  for (const pair of PAIRS.filter((p) => p.source === $("source").value)) {
+    const label = `${LANGUAGES[pair.target] ?? pair.target} (${pair.engine})`;
+    select.add(new Option(label, pair.target, false, pair.target === keep));
+  }
 }
 
-fillLanguages($("source"), "en");
-fillLanguages($("target"), "es");
+async function loadLanguages() {
+  const response = await fetch("/v1/languages");
+  PAIRS = (await response.json()).pairs;
+  const sources = [...new Set(PAIRS.map((p) => p.source))];
+  for (const code of sources) $("source").add(new Option(LANGUAGES[code] ?? code, code, false, code === "es"));
+  fillTargets("en");
+}
+
+$("source").addEventListener("change", () => fillTargets());
+loadLanguages();
 $("login-form").addEventListener("submit", guarded(logIn));
 $("signup").addEventListener("click", guarded(signUp));
 $("logout").addEventListener("click", guarded(logOut));

@@ -125,7 +125,7 @@ def test_sessions_expire_after_their_ttl(gateway_settings, triton):
     with make_client(gateway_settings.model_copy(update={"session_ttl_s": 1})) as api:
         tokens = signup_and_login(api, "ken")
         session = api.post("/v1/sessions", headers=bearer(tokens),
-                           json={"source_language": "en", "target_language": "fr"}).json()
+                           json={"source_language": "en", "target_language": "es"}).json()
         time.sleep(1.2)
         assert api.get(f"/v1/sessions/{session['id']}", headers=bearer(tokens)).json()["state"] == "expired"
 
@@ -135,10 +135,10 @@ def test_invalid_session_requests_get_validation_errors(api):
     bad_language = api.post("/v1/sessions", headers=bearer(tokens), json={"source_language": "xx", "target_language": "en"})
     assert api_error(bad_language, 422) == "validation_error"
     bad_rate = api.post("/v1/sessions", headers=bearer(tokens), json={
-        "source_language": "en", "target_language": "de", "audio_format": {"sample_rate": 11025}})
+        "source_language": "en", "target_language": "es", "audio_format": {"sample_rate": 11025}})
     assert api_error(bad_rate, 422) == "validation_error"
     unknown_profile = api.post("/v1/sessions", headers=bearer(tokens), json={
-        "source_language": "en", "target_language": "de", "voice_profile_id": "p_nope"})
+        "source_language": "en", "target_language": "es", "voice_profile_id": "p_nope"})
     assert api_error(unknown_profile, 404) == "profile_not_found"
 
 

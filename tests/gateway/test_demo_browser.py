@@ -119,6 +119,7 @@ def test_demo_page_signs_up_enrols_and_translates_live_speech(gateway_settings, 
         state = wait_for(browser, lambda s: s["profiles"] or s["alert"], 60, "an enrolled profile")
         assert state["profiles"] and not state["alert"], state
 
+        Select(browser.find_element(By.ID, "source")).select_by_value("en")  # the recording is English
         Select(browser.find_element(By.ID, "target")).select_by_value("en")
         browser.find_element(By.ID, "start").click()
         state = wait_for(
