@@ -54,7 +54,7 @@ run: models  ## the whole stack on embedded defaults: gateway :8080 + bundled Tr
 test: models  ## the test suite (starts one real tritonserver for the session)
 	$(BIN)/pytest
 
-bench: models  ## every benchmark + concurrent-conversation load test (~15 min) -> benchmarks/results/<date>/report.md
+bench: models  ## every benchmark (translation included) + concurrent-conversation load test (~30 min) -> benchmarks/results/<date>/report.md
 	$(BIN)/python -m benchmarks.load
 
 train-voice: models  ## train the voice converter (~47 min; checkpoint in training/voice_clone/checkpoint/)
@@ -65,7 +65,7 @@ eval-voice: models  ## clone vs presets on the test speakers (judge: open-voicef
 
 clean:  ## remove built model versions, retired versions and caches (keeps the venv)
 	rm -rf model_repository/speaker_encoder/[0-9]* model_repository/synthesizer/[0-9]* \
-	       model_repository/voice_converter/[0-9]* \
+	       model_repository/voice_converter/[0-9]* model_repository/translator/[0-9]* \
 	       model_repository/.retired model_repository/.staging .pytest_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 

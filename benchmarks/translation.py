@@ -3,8 +3,8 @@
 NTREX-128 (English news with professional Spanish, German and French references; CC BY-SA 4.0,
 Federmann et al. 2022) is split once: lines whose index is a multiple of 4 are held out (`HELD_OUT`),
 the rest were the tuning part the prompt was designed on. Each engine translates the held-out lines
-in document order, the way a session does, with the previous two lines (source, its own translation)
-as context:
+in document order, the way a session does, with the previous one or two lines (source, its own
+translation) as context (`ConversationContext`):
 
 * `llm`: the final translator, Triton's `translator` with the session prompt, the guard rails and
   the Apertium fallback (en<->es), exactly what a session uses (`GuardedTranslator`);
@@ -15,7 +15,8 @@ as context:
 
 Prints a table and writes benchmarks/results/<date>/translation.{json,png}: one row per engine and pair
 with `engine`, `pair`, `chrf`, `bleu` (sacrebleu), `s_per_sentence`, `tokens_per_s` (LLM: pieces per
-second while generating), `fallbacks` (how often the guard handed a sentence to Apertium).
+second while generating), `fallbacks` (how often the guard handed a sentence to Apertium), `rejected`
+(refused where the pair has no fallback: scored as an empty translation).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from gateway.errors import Unavailable
 from gateway.local_stack import private_triton
 from gateway.pipeline.guard import TranslationGuard
-from gateway.pipeline.translate import GuardedTranslator, LlmTranslator, apertium, engine_supports
+from gateway.pipeline.translate import ConversationContext, GuardedTranslator, LlmTranslator, apertium, engine_supports
 from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
 
@@ -54,27 +56,34 @@ def held_out(count: int) -> list[int]:
     return [i for i in range(len(lines("en"))) if i % 4 == 0][:count]
 
 
-async def run_engine(translator, pair: str, indices: list[int], context_size: int) -> dict:
+async def run_engine(name: str, translator, pair: str, indices: list[int], context_size: int) -> dict:
     source, target = pair.split("-")
     sources, references = lines(source), lines(target)
-    hypotheses, seconds, pieces_per_s, fallbacks, context = [], [], [], 0, []
-    for index in tqdm(indices, desc=f"{translator.engine}{'-plain' if getattr(getattr(translator, 'primary', translator), 'style', None) else ''} {pair}", leave=False):
+    hypotheses, seconds, first_piece, pieces_per_s, fallbacks, rejected = [], [], [], [], 0, 0
+    context = ConversationContext(context_size)
+    for index in tqdm(indices, desc=f"{name} {pair}", leave=False):
         started = time.perf_counter()
         first = None
         out, count = "", 0
-        async for piece in translator.stream(sources[index], source, target, tuple(context[-context_size:]) if context_size else ()):
-            first = first or time.perf_counter()
-            if piece.fallback_reason:
-                fallbacks += 1
-                out = ""
-            out += piece.text
-            count += 1
+        try:
+            async for piece in translator.stream(sources[index], source, target, context()):
+                first = first or time.perf_counter()
+                if piece.fallback_reason:
+                    fallbacks += 1
+                    out = ""
+                out += piece.text
+                count += 1
+        except Unavailable as error:  # refused with no fallback engine: the listener hears nothing
+            if error.code != "translation_rejected":
+                raise
+            rejected, out = rejected + 1, ""
         done = time.perf_counter()
         seconds.append(done - started)
+        first_piece.append((first or done) - started)
         if first and count > 1 and done > first:
             pieces_per_s.append((count - 1) / (done - first))
         hypotheses.append(" ".join(out.split()))
-        context.append((sources[index], hypotheses[-1]))
+        context.add(sources[index], hypotheses[-1])
     refs = [references[i] for i in indices]
     return {
         "pair": pair,
@@ -82,8 +91,10 @@ async def run_engine(translator, pair: str, indices: list[int], context_size: in
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [refs]).score, 2),
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [refs]).score, 2),
         "s_per_sentence": round(sum(seconds) / len(seconds), 3),
+        "first_piece_s": round(sum(first_piece) / len(first_piece), 3),
         "tokens_per_s": round(sum(pieces_per_s) / len(pieces_per_s), 1) if pieces_per_s else None,
         "fallbacks": fallbacks,
+        "rejected": rejected,
         "examples": [{"source": sources[i], "reference": references[i], "hypothesis": h}
                      for i, h in list(zip(indices, hypotheses))[:3]],
     }
@@ -102,7 +113,7 @@ async def measure(grpc_url: str, pairs: list[str], count: int) -> list[dict]:
             if fallback is not None:
                 engines.append(("apertium", fallback, 0))
             for name, translator, context_size in engines:
-                row = await run_engine(translator, pair, indices, context_size)
+                row = await run_engine(name, translator, pair, indices, context_size)
                 rows.append({"engine": name, **row})
                 Console().print(f"{name:10s} {pair}: chrF {row['chrf']:.1f}  BLEU {row['bleu']:.1f}  "
                                 f"{row['s_per_sentence']:.2f} s/sentence")
@@ -146,11 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     with private_triton(get_settings().model_repository, ["translator"]) as server:
         rows = asyncio.run(measure(server.grpc_url, pairs, args.sentences))
-    table = Table("engine", "pair", "chrF", "BLEU", "s/sentence", "tokens/s", "fallbacks",
+    table = Table("engine", "pair", "chrF", "BLEU", "s/sentence", "first piece s", "tokens/s", "fallbacks",
                   title=f"Held-out NTREX-128, {args.sentences} sentences per pair")
     for r in rows:
         table.add_row(r["engine"], r["pair"], f"{r['chrf']:.1f}", f"{r['bleu']:.1f}", f"{r['s_per_sentence']:.2f}",
-                      f"{r['tokens_per_s']}" if r["tokens_per_s"] else "-", str(r["fallbacks"]))
+                      f"{r['first_piece_s']:.2f}", f"{r['tokens_per_s']}" if r["tokens_per_s"] else "-",
+                      f"{r['fallbacks']} / {r['rejected']} rejected")
     Console().print(table)
     result = {"benchmark": "translation", "data": "NTREX-128 held-out (every 4th line)", "sentences": args.sentences,
               "rows": rows}

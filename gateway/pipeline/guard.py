@@ -38,6 +38,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_RATIO, MIN_RATIO = 2.2, 0.35  # characters out / characters in (NTREX en<->es/de/fr stays within 0.6-1.6)
 LENGTH_SLACK = 20  # characters: short texts vary more (names, "OK" -> "De acuerdo")
 MIN_WORDS_FOR_LANGUAGE = 4
+MIN_TARGET_CONFIDENCE = 0.2  # lingua's confidence that the output is in the target language
 
 
 def opening(source: str, output: str) -> str | None:
@@ -90,7 +91,9 @@ class TranslationGuard:
         if source_language == target_language or len(_WORD.findall(output)) < MIN_WORDS_FOR_LANGUAGE:
             return None
         detected = self.language_of(output)
-        return f"wrong_language_{detected}" if detected not in (None, target_language) else None
+        if detected in (None, target_language) or self.confidence(output, target_language) >= MIN_TARGET_CONFIDENCE:
+            return None  # e.g. German news full of English names: English first, German still likely
+        return f"wrong_language_{detected}"
 
     def check_final(self, source: str, output: str, source_language: str, target_language: str) -> str | None:
         return (self.check_prefix(source, output, target_language) or too_short(source, output)
@@ -102,6 +105,12 @@ class TranslationGuard:
         detector = self._load()
         language = detector.detect_language_of(text)
         return language.iso_code_639_1.name.lower() if language is not None else None
+
+    def confidence(self, text: str, language: str) -> float:
+        from lingua import IsoCode639_1, Language
+
+        code = Language.from_iso_code_639_1(getattr(IsoCode639_1, language.upper()))
+        return self._load().compute_language_confidence(text, code)
 
     def _load(self):
         with self._lock:

@@ -4,7 +4,7 @@ Ingress (`push`) runs the streaming VAD; each finished utterance goes on a bound
 worker drains in order: final transcript -> streamed translation -> clause-by-clause synthesis. The
 translation's pieces go through a `ClauseStream`, so the first clause is synthesised (and its audio
 sent) while the rest of the translation is still being generated. Each final transcript is translated
-with the session's previous two utterances as context. While someone speaks and the worker is idle, partial
+with the session's previous one or two utterances as context (`ConversationContext`). While someone speaks and the worker is idle, partial
 transcripts of the utterance so far are produced. A failing utterance (Triton down, say) yields an
 `error` event for that utterance; the session and the next utterance carry on.
 
@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ from gateway.errors import ApiError
 from gateway.observability import log_event
 from gateway.pipeline.interfaces import OUTPUT_RATE, SpeechSynthesizer, Transcriber, Translator, Voice
 from gateway.pipeline.text import ClauseStream
+from gateway.pipeline.translate import ConversationContext
 from gateway.pipeline.vad import RATE, StreamingVad
 
 log = logging.getLogger("univoice.pipeline")
@@ -87,7 +87,7 @@ class LiveTranslation:
         self._last_partial_samples = 0
         self._current_id = ""
         self._speculation: asyncio.Task | None = None
-        self._context: deque[tuple[str, str]] = deque(maxlen=settings.context_utterances)
+        self._context = ConversationContext(settings.context_utterances)
         self._worker = asyncio.create_task(self._work(), name="live-translation-worker")
 
     # --- ingress -------------------------------------------------------------------------------
@@ -216,15 +216,14 @@ class LiveTranslation:
             }))
         timings = self._timings(marks)
         await self.emit(Event("metrics", {"utterance_id": utterance.id, "timings_ms": timings}))
-        self._context.append((transcript, translation))
+        self._context.add(transcript, translation)
         await self.on_utterance(transcript, translation, timings)
 
     async def _stream_translation(self, transcript: str, clauses: asyncio.Queue, marks: dict):
         """Feed the translation's pieces to the clause splitter; returns the whole text and the fallback piece."""
         s = self.settings
         splitter, translation, fallback = ClauseStream(), "", None
-        async for piece in self.translator.stream(transcript, s.source_language, s.target_language,
-                                                  tuple(self._context)):
+        async for piece in self.translator.stream(transcript, s.source_language, s.target_language, self._context()):
             marks.setdefault("translation_first_piece", self.clock())
             if piece.fallback_reason:
                 fallback = piece

@@ -48,6 +48,28 @@ CONVERT_HINT = (
 REQUIRED_FILES = ("model.bin", "config.json", "source.spm", "target.spm")
 
 
+class ConversationContext:
+    """The previous utterances a session's translator sees: one or two (transcript, translation) pairs.
+
+    The window moves in blocks rather than sliding one by one: it grows to two, then restarts from the
+    latest. A sliding window changes the prompt right after the fixed instruction every time, so the
+    model re-reads both context turns for every utterance (~2 s on 2 cores); in blocks, every other
+    prompt extends the previous one, which llama.cpp still holds in its KV cache.
+    """
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self.turns: list[tuple[str, str]] = []
+
+    def add(self, transcript: str, translation: str) -> None:
+        self.turns.append((transcript, translation))
+        if len(self.turns) > self.size:
+            self.turns = self.turns[-1:]
+
+    def __call__(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.turns) if self.size else ()
+
+
 class WholeTextTranslator:
     """A provider that translates whole texts: its stream is one piece."""
 
