@@ -39,7 +39,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: the CPU wheel on local disk (an unpinned torch pulls a multi-GB CUDA build)
 	$(BIN)/pip install -q torch==2.13.0
 	@echo "installing the Python packages (a first build of llama-cpp-python takes ~15 min; later runs reuse pip's cached wheel)"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[export,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[export,translator,dev]'
 	touch $@
 
 models: $(VENV)/.installed  ## materialise model_repository/ (configs + weights; no-op when current)

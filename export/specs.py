@@ -158,7 +158,7 @@ TRANSLATOR = ModelSpec(
     gpu_instances=1,
     # warm_pairs: the instruction prefixes evaluated at load (~2 s each), so the first request is not slower.
     parameters={"n_ctx": "2048", "n_threads": "2", "max_tokens": "256", "warm_pairs": "es-en,en-es"},
-    gpu_note="On a GPU fleet, serve the same model (Qwen2.5-1.5B-Instruct, Apache-2.0) with Triton's vLLM backend "
+    gpu_note="On a GPU fleet, serve the same model (Qwen2.5-Coder-1.5B-Instruct, Apache-2.0; its safetensors or GGUF) with Triton's vLLM backend "
     "(backend: \"vllm\", a model.json naming the weights, decoupled) or TensorRT-LLM (an engine built by "
     "trtllm-build, the tensorrtllm backend behind the ensemble from tensorrtllm_backend); the gateway's "
     "request (text, languages, context -> streamed pieces) stays the same. This config keeps llama.cpp on the "

@@ -16,19 +16,23 @@ request instead of translating it ("Here's a joke about cats: ..."), refuses a g
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import unicodedata
 
 # Openings that mark a reply rather than a translation, by class; each class lists its words in en/es/de/fr.
 _OPENINGS = {
-    "apology": r"(i'?m|i am) sorry|sorry|my apologies|lo siento|perd[oó]n|disculp|es tut mir leid|entschuldig|"
-               r"d[ée]sol[ée]|pardon",
-    "inability": r"i (can ?not|can't|cannot|am unable|'m unable)|as an ai|no (puedo|es posible)|como (un )?modelo|"
-                 r"ich kann (nicht|leider)|als (ki|sprachmodell)|je ne (peux|suis pas)|en tant qu",
-    "assent": r"sure|certainly|of course|absolutely|claro|por supuesto|desde luego|natürlich|selbstverständlich|"
-              r"bien s[uû]r|certainement|volontiers",
-    "presentation": r"here('s| is| are)|aqu[ií] (tienes|est[aá]|va)|a continuaci[oó]n|hier (ist|sind)|voici|voil[aà]",
+    "apology": r"(i'?m|i am) sorry|sorry|my apologies|apologi\w*|excuse me|lo siento|perd[oó]n\w*|disculp\w*|"
+               r"es tut mir leid|entschuldig\w*|d[ée]sol[ée]e?|pardon\w*",
+    "inability": r"i (can ?not|can't|cannot)|i('m| am) unable|as an (ai|artificial)|no (puedo|es posible)|"
+                 r"como (un )?modelo|ich kann (nicht|leider)|als (ki|sprachmodell)|je ne peux|"
+                 r"en tant qu'(ia|intelligence|assistant)",
+    "assent": r"sure|certainly|of course|absolutely|naturally|gladly|clearly|obviously|claro|por supuesto|"
+              r"desde luego|con gusto|natürlich|selbstverständlich|gerne?|klar|bien s[uû]r|certainement|volontiers|"
+              r"[ée]videmment|naturellement",
+    "presentation": r"here('s| is| are| you go)|aqu[ií] (tienes|tiene|est[aá]n?|va)|hier (ist|sind|bitte)|voici|"
+                    r"voil[aà]",
 }
 _OPENING = {name: re.compile(rf"^\W*({words})\b", re.IGNORECASE) for name, words in _OPENINGS.items()}
 _MARKUP = re.compile(r"<\|?(im_start|im_end|endoftext|system|user|assistant)|\|>|```|^#+ |\*\*|\n|"
@@ -86,6 +90,13 @@ class TranslationGuard:
 
     def check_prefix(self, source: str, output: str, target_language: str) -> str | None:
         return opening(source, output) or markup(output) or too_long(source, output)
+
+    async def check_language_async(self, output: str, source_language: str, target_language: str) -> str | None:
+        """`check_language` off the event loop (the first call loads lingua's models, ~2 s)."""
+        return await asyncio.to_thread(self.check_language, output, source_language, target_language)
+
+    async def check_final_async(self, source: str, output: str, source_language: str, target_language: str):
+        return await asyncio.to_thread(self.check_final, source, output, source_language, target_language)
 
     def check_language(self, output: str, source_language: str, target_language: str) -> str | None:
         if source_language == target_language or len(_WORD.findall(output)) < MIN_WORDS_FOR_LANGUAGE:

@@ -67,5 +67,7 @@ class SpokenClause:
 
 
 class SpeechSynthesizer(Protocol):
-    def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0) -> AsyncIterator[SpokenClause]:
-        """Yield the audio clause by clause, so the first clause can be played while the rest is made."""
+    def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0,
+              shorten_first: bool = True) -> AsyncIterator[SpokenClause]:
+        """Yield the audio clause by clause, so the first clause can be played while the rest is made.
+        `shorten_first`: cut the first clause short (the listener waits for it alone)."""

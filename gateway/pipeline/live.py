@@ -16,6 +16,7 @@ speech resumes the guess is dropped. The first clause of the translation is kept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -195,20 +196,23 @@ class LiveTranslation:
         audio = {"sent": 0, "dropped": 0, "samples": 0}
         speaker = asyncio.create_task(self._speak(utterance.id, clauses, marks, audio))
         try:
-            translation, fallback = await self._stream_translation(transcript, clauses, marks)
+            translation, fallback = await self._stream_translation(transcript, clauses, marks, speaker)
             await clauses.put(None)
             fields = {"utterance_id": utterance.id, "text": translation,
                       "engine": fallback.engine if fallback else self.translator.engine}
             if fallback:
                 fields |= {"translation_fallback": fallback.engine, "fallback_reason": fallback.fallback_reason}
             await self.emit(Event("translation", fields))
-            await speaker
-        finally:
+            await speaker  # raises what failed synthesis
+        except BaseException:
             speaker.cancel()
+            await asyncio.gather(speaker, return_exceptions=True)
+            if "first_audio" in marks:  # the client saw audio_start: close the utterance's audio
+                await self._audio_end(utterance.id, audio)
+            raise
         marks["audio_end"] = self.clock()
         if "first_audio" in marks:
-            await self.emit(Event("audio_end", {"utterance_id": utterance.id, "chunks": audio["sent"],
-                                                "seconds": round(audio["samples"] / OUTPUT_RATE, 3)}))
+            await self._audio_end(utterance.id, audio)
         if audio["dropped"]:
             await self.emit(Event("warning", {
                 "code": "audio_dropped", "utterance_id": utterance.id, "chunks": audio["dropped"],
@@ -219,21 +223,30 @@ class LiveTranslation:
         self._context.add(transcript, translation)
         await self.on_utterance(transcript, translation, timings)
 
-    async def _stream_translation(self, transcript: str, clauses: asyncio.Queue, marks: dict):
-        """Feed the translation's pieces to the clause splitter; returns the whole text and the fallback piece."""
+    async def _audio_end(self, utterance_id: str, audio: dict) -> None:
+        await self.emit(Event("audio_end", {"utterance_id": utterance_id, "chunks": audio["sent"],
+                                            "seconds": round(audio["samples"] / OUTPUT_RATE, 3)}))
+
+    async def _stream_translation(self, transcript: str, clauses: asyncio.Queue, marks: dict, speaker: asyncio.Task):
+        """Feed the translation's pieces to the clause splitter; returns the whole text and the fallback piece.
+        Stops early (closing the stream, so the model stops too) when synthesis has failed."""
         s = self.settings
         splitter, translation, fallback = ClauseStream(), "", None
-        async for piece in self.translator.stream(transcript, s.source_language, s.target_language, self._context()):
-            marks.setdefault("translation_first_piece", self.clock())
-            if piece.fallback_reason:
-                fallback = piece
-            if piece.replaces:  # the primary engine's text is withdrawn: what was not spoken yet is dropped
-                while not clauses.empty():
-                    clauses.get_nowait()
-                splitter, translation = ClauseStream(), ""
-            translation += piece.text
-            for clause in splitter.feed(piece.text):
-                await clauses.put(clause)
+        pieces = self.translator.stream(transcript, s.source_language, s.target_language, self._context())
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                if speaker.done():
+                    break
+                marks.setdefault("translation_first_piece", self.clock())
+                if piece.fallback_reason:
+                    fallback = piece
+                if piece.replaces:  # the primary engine's text is withdrawn: what was not spoken yet is dropped
+                    while not clauses.empty():
+                        clauses.get_nowait()
+                    splitter, translation = ClauseStream(), ""
+                translation += piece.text
+                for clause in splitter.feed(piece.text):
+                    await clauses.put(clause)
         for clause in splitter.finish():
             await clauses.put(clause)
         marks["translation"] = self.clock()
@@ -242,18 +255,21 @@ class LiveTranslation:
     async def _speak(self, utterance_id: str, clauses: asyncio.Queue, marks: dict, audio: dict) -> None:
         s = self.settings
         while (text := await clauses.get()) is not None:
-            async for clause in self.synthesizer.speak(text, s.target_language, s.voice, s.speed):
-                if "first_audio" not in marks:
-                    marks["first_audio"] = self.clock()
-                    await self.emit(Event("audio_start", {"utterance_id": utterance_id, "sample_rate": OUTPUT_RATE,
-                                                          "encoding": "pcm16", "channels": 1}))
-                for start in range(0, len(clause.audio24k), CHUNK_SAMPLES):
-                    chunk = clause.audio24k[start : start + CHUNK_SAMPLES]
-                    if await self.emit_audio(chunk):
-                        audio["sent"] += 1
-                        audio["samples"] += len(chunk)
-                    else:
-                        audio["dropped"] += 1
+            spoken = self.synthesizer.speak(text, s.target_language, s.voice, s.speed, shorten_first=False)
+            async with contextlib.aclosing(spoken):
+                async for clause in spoken:
+                    if "first_audio" not in marks:
+                        marks["first_audio"] = self.clock()
+                        await self.emit(Event("audio_start", {"utterance_id": utterance_id,
+                                                              "sample_rate": OUTPUT_RATE, "encoding": "pcm16",
+                                                              "channels": 1}))
+                    for start in range(0, len(clause.audio24k), CHUNK_SAMPLES):
+                        chunk = clause.audio24k[start : start + CHUNK_SAMPLES]
+                        if await self.emit_audio(chunk):
+                            audio["sent"] += 1
+                            audio["samples"] += len(chunk)
+                        else:
+                            audio["dropped"] += 1
 
     @staticmethod
     def _timings(marks: dict[str, float]) -> dict[str, float]:

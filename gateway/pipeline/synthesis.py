@@ -31,14 +31,16 @@ class KokoroSynthesizer:
         self.min_chars = min_chars
         self.first_max_chars = first_max_chars
 
-    async def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0) -> AsyncIterator[SpokenClause]:
+    async def speak(self, text: str, language: str, voice: Voice, speed: float = 1.0,
+                    shorten_first: bool = True) -> AsyncIterator[SpokenClause]:
         """One SpokenClause per clause of `split_clauses`, in order; a clause with nothing to pronounce is
-        skipped. espeak runs in a thread, phonemizing the next clause while Triton synthesizes this one."""
+        skipped. espeak runs in a thread, phonemizing the next clause while Triton synthesizes this one.
+        `shorten_first=False`: `text` is not the start of what the listener hears (a later clause)."""
         espeak_voice(language)  # refuse an unsupported language before anything is yielded
         if not MIN_SPEED <= speed <= MAX_SPEED:
             raise BadRequest(f"speed {speed} is outside {MIN_SPEED}..{MAX_SPEED}", code="invalid_speed")
         clauses = deque(split_clauses(text, self.max_chars, self.min_chars))
-        if clauses and len(clauses[0]) > self.first_max_chars:
+        if shorten_first and clauses and len(clauses[0]) > self.first_max_chars:
             # The listener waits for the first clause alone: keep it short, the rest follows while it plays.
             clauses.extendleft(reversed(split_clauses(clauses.popleft(), self.first_max_chars, self.min_chars)))
         ahead = self._phonemize_first(clauses, language)

@@ -85,8 +85,8 @@ class ClauseStream:
     """Clauses out of text that arrives in pieces (a translation being generated), each released as soon as
     more text can no longer change it, so synthesis can start on the first clause while the rest is made.
 
-    Releases what `split_clauses` would give for the whole text, except that a short last clause is not
-    merged back into one already released. The first clause is cut at `first_max_chars` (the listener
+    Releases the clauses `split_clauses` would find, except that a short last clause is not merged back
+    into one already released. Only the very first clause is cut at `first_max_chars` (the listener
     waits for it alone); the others at `max_chars`.
     """
 
@@ -97,21 +97,36 @@ class ClauseStream:
 
     def feed(self, piece: str) -> list[str]:
         self._buffer += piece
-        limit = self.first_max_chars if self._released == 0 else self.max_chars
-        clauses = split_clauses(self._buffer, limit, self.min_chars)
-        if len(clauses) < 2:
-            return []
-        # A cut at punctuation is final; a cut at a space moves while the text is shorter than limit + min_chars.
-        if not clauses[0].endswith(tuple(_CLOSING + _CLOSING_ANYWHERE)) and len(self._buffer.strip()) <= limit + self.min_chars:
-            return []
-        ready, last = clauses[:-1], clauses[-1]
-        self._buffer = last + (" " if self._buffer[-1:].isspace() else "")
-        self._released += len(ready)
-        return ready
+        ready = []
+        while True:  # one clause at a time: only the very first is cut at first_max_chars
+            clauses = split_clauses(self._buffer, self._limit(), self.min_chars)
+            if len(clauses) < 2:
+                return ready
+            # A cut at punctuation is final; a cut at a space moves while the text is shorter than
+            # limit + min_chars.
+            if (not clauses[0].endswith(tuple(_CLOSING + _CLOSING_ANYWHERE))
+                    and len(self._buffer.strip()) <= self._limit() + self.min_chars):
+                return ready
+            ready.append(self._release(clauses[0]))
 
     def finish(self) -> list[str]:
-        limit = self.first_max_chars if self._released == 0 else self.max_chars
-        rest = split_clauses(self._buffer, limit, self.min_chars) if self._buffer.strip() else []
-        self._buffer = ""
-        self._released += len(rest)
-        return rest
+        out = []
+        while self._buffer.strip():
+            out.append(self._release(split_clauses(self._buffer, self._limit(), self.min_chars)[0]))
+        return out
+
+    def _limit(self) -> int:
+        return self.first_max_chars if self._released == 0 else self.max_chars
+
+    def _release(self, clause: str) -> str:
+        self._released += 1
+        self._buffer = _after(self._buffer, clause)
+        return clause
+
+
+def _after(text: str, clause: str) -> str:
+    """What follows `clause` at the start of `text` (whitespace runs count as one space in `clause`)."""
+    words, position = clause.split(), 0
+    for word in words:
+        position = text.index(word, position) + len(word)
+    return text[position:]

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import re
+import select
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -24,12 +29,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import contextlib
+
 import boto3
 import ctranslate2
 import sentencepiece
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.errors import BadRequest, Unavailable
+from gateway.observability import log_event
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.interfaces import Context, TranslationPiece, Translator
 from gateway.triton.client import TritonClient
@@ -39,6 +47,10 @@ ENGINES: tuple[Engine, ...] = ("llm", "apertium", "amazon", "ctranslate2", "pass
 LLM_LANGUAGES = ("en", "es", "de", "fr")  # the languages `translator`'s prompt knows (export/llm_backend.py)
 APERTIUM_PAIRS = ("en-es", "es-en")  # the pairs Debian packages (apertium-eng-spa)
 _APERTIUM_MODES = {"en": "eng", "es": "spa"}
+APERTIUM_MODES_DIR = Path("/usr/share/apertium/modes")
+APERTIUM_TIMEOUT_S = 10.0
+_APERTIUM_RESERVED = "\\^$/[]{}<>@*#+~"
+log = logging.getLogger("univoice.translate")
 
 CONVERT_HINT = (
     "convert a model on a machine with network, e.g. `pip install ctranslate2 transformers sentencepiece "
@@ -115,10 +127,9 @@ class ApertiumTranslator(WholeTextTranslator):
 
     engine = "apertium"
 
-    def __init__(self, pair: str, modes_dir: Path = Path("/usr/share/apertium/modes")):
-        source, target = pair.split("-")
+    def __init__(self, pair: str, modes_dir: Path = APERTIUM_MODES_DIR):
         self.pair = pair
-        self.mode_file = modes_dir / f"{_APERTIUM_MODES[source]}-{_APERTIUM_MODES[target]}.mode"
+        self.mode_file = apertium_mode_file(pair, modes_dir)
         if not self.mode_file.is_file() or shutil.which("stdbuf") is None:
             raise Unavailable(f"Apertium's {pair} mode is not installed ({self.mode_file}); run `make setup` "
                               "(apt packages apertium, apertium-eng-spa)", code="translation_unavailable")
@@ -137,29 +148,38 @@ class ApertiumTranslator(WholeTextTranslator):
 
     def _translate(self, text: str) -> str:
         # Apertium's stream format reserves these characters; a NUL would end the request early.
-        escaped = "".join("\\" + c if c in "\\^$/[]{}<>@*#+~" else c for c in " ".join(text.replace("\0", "").split()))
+        escaped = "".join("\\" + c if c in _APERTIUM_RESERVED else c for c in " ".join(text.replace("\0", "").split()))
         with self._lock:
             for attempt in (1, 2):
                 if self._process is None or self._process.poll() is not None:
                     self._process = subprocess.Popen(["bash", "-c", self._command()], stdin=subprocess.PIPE,
-                                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                                     start_new_session=True)
                 try:
                     # A trailing newline keeps the sentence's final punctuation (the generator drops it at NUL).
                     self._process.stdin.write(escaped.encode() + b"\n\0")
                     self._process.stdin.flush()
                     out = b""
                     while b"\0" not in out:
-                        chunk = self._process.stdout.read1(65536)
+                        ready, _, _ = select.select([self._process.stdout], [], [], APERTIUM_TIMEOUT_S)
+                        chunk = self._process.stdout.read1(65536) if ready else b""
                         if not chunk:
-                            raise BrokenPipeError("apertium exited")
+                            raise BrokenPipeError("apertium exited or hung")
                         out += chunk
-                    return out.split(b"\0")[0].decode("utf-8", errors="replace").strip()
+                    return re.sub(r"\\(.)", r"\1", out.split(b"\0")[0].decode("utf-8", errors="replace")).strip()
                 except (BrokenPipeError, OSError):
-                    self._process.kill()
-                    self._process = None
+                    self._stop()
                     if attempt == 2:
                         raise Unavailable("Apertium failed twice in a row", code="translation_unavailable") from None
         raise AssertionError("unreachable")
+
+    def _stop(self) -> None:
+        """Kill the whole pipeline (its own process group), not just the shell that started it."""
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 class LlmTranslator:
@@ -210,14 +230,20 @@ class GuardedTranslator:
                 if released:
                     yield piece
                 elif len(out.strip()) >= self.release_chars:
-                    reason = self.guard.check_language(out, source_language, target_language)
+                    reason = await self.guard.check_language_async(out, source_language, target_language)
                     if reason:
                         break
                     released = True
                     yield TranslationPiece(out, piece.engine)
+        except Unavailable as error:  # Triton down, the model failed: the fallback serves this utterance
+            if self.fallback is None:
+                raise
+            reason = f"{self.primary.engine}_unavailable"
+            log_event(log, "translation engine unavailable; falling back", level=logging.WARNING,
+                      engine=self.primary.engine, error=error.message)
         finally:
             await pieces.aclose()  # stops the model when a check failed or the listener left
-        reason = reason or self.guard.check_final(text, out, source_language, target_language)
+        reason = reason or await self.guard.check_final_async(text, out, source_language, target_language)
         if reason is None:
             if not released and out.strip():
                 yield TranslationPiece(out, self.engine)
@@ -341,7 +367,7 @@ def engine_supports(engine: Engine, pair: str, model_dirs: Mapping[str, Path] | 
     if engine == "llm":
         return source in LLM_LANGUAGES and target in LLM_LANGUAGES
     if engine == "apertium":
-        return pair in APERTIUM_PAIRS
+        return pair in APERTIUM_PAIRS and apertium_mode_file(pair).is_file()
     if engine == "ctranslate2":
         return bool(model_dirs) and (pair in model_dirs or "*" in model_dirs)
     return engine == "amazon"
@@ -360,6 +386,11 @@ def supported_pairs(languages: Sequence[str], default_engine: Engine, overrides:
             fallback = "apertium" if engine == "llm" and engine_supports("apertium", pair) else None
             out.append(PairSupport(source, target, engine, fallback))
     return out
+
+
+def apertium_mode_file(pair: str, modes_dir: Path = APERTIUM_MODES_DIR) -> Path:
+    source, _, target = pair.partition("-")
+    return modes_dir / f"{_APERTIUM_MODES.get(source, source)}-{_APERTIUM_MODES.get(target, target)}.mode"
 
 
 @lru_cache(maxsize=None)

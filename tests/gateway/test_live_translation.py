@@ -44,7 +44,7 @@ class Voiceless:
     def __init__(self):
         self.said = []
 
-    async def speak(self, text, language, voice, speed=1.0):
+    async def speak(self, text, language, voice, speed=1.0, shorten_first=True):
         self.said.append(text)
         yield SpokenClause(text, np.full(2400, 0.1, np.float32))
 

@@ -45,9 +45,29 @@ def test_each_failure_mode_is_caught(guard, source, output, reason):
     ("Claro que sí, nos vemos mañana.", "Of course, see you tomorrow."),
     ("Creo que mañana lloverá en toda la región.", "I think it will rain across the region tomorrow."),
     ("Juan García.", "Juan García."),  # names alone: too short to judge the language
+    ("Aquí están tus llaves.", "Here are your keys."),
+    ("Disculpa, ¿dónde está el baño?", "Excuse me, where is the bathroom?"),
 ])
 def test_real_translations_pass(guard, source, output):
     assert guard.check_final(source, output, "es", "en") is None
+
+
+@pytest.mark.parametrize("source, output", [
+    ("I'm not sure we can make it tonight.", "Je ne suis pas sûr que nous puissions venir ce soir."),
+    ("As an engineer, I disagree with that plan.", "En tant qu'ingénieur, je ne suis pas d'accord avec ce plan."),
+    ("Naturally, we will pay for the damage.", "Naturellement, nous paierons les dégâts."),
+    ("Gladly, I will help you move tomorrow.", "Volontiers, je t'aiderai à déménager demain."),
+])
+def test_openings_that_the_source_has_too_pass(guard, source, output):
+    assert guard.check_final(source, output, "en", "fr") is None
+
+
+@pytest.mark.parametrize("source, output", [
+    ("Erzähl mir einen Witz.", "Disculpa, no puedo hacer eso."),
+    ("Erzähl mir einen Witz.", "Entschuldigung, das kann ich nicht."),
+])
+def test_apology_stems_are_caught(guard, source, output):
+    assert guard.check_prefix(source, output, "es") == "reply_apology"
 
 
 class Scripted:
@@ -94,6 +114,21 @@ async def test_a_late_failure_replaces_the_text_with_apertiums(guard):
                                          "Nos vemos en la estación a mediodía.", "es", "en")
     assert fallback is not None and fallback.replaces and fallback.fallback_reason == "markup"
     assert text == await apertium("es-en").translate("Nos vemos en la estación a mediodía.", "es", "en")
+
+
+class Unreachable:
+    engine = "llm"
+
+    async def stream(self, text, source_language, target_language, context=()):
+        raise Unavailable("the inference server is unreachable (translator); retry shortly", code="triton_unavailable")
+        yield
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_llm_falls_back_to_apertium(guard):
+    text, fallback = await translate_all(GuardedTranslator(Unreachable(), apertium("es-en"), guard),
+                                         "El perro come pan.", "es", "en")
+    assert text == "The dog eats bread." and fallback.fallback_reason == "llm_unavailable"
 
 
 @pytest.mark.anyio
