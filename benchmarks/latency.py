@@ -38,7 +38,7 @@ from tqdm import tqdm
 from gateway.audio import SpeechDetector
 from gateway.local_stack import gateway_in_thread, private_triton
 from gateway.pipeline.synthesis import KokoroSynthesizer, trim_silence
-from gateway.pipeline.translate import translate_all
+from gateway.pipeline.translate import make_translator, translate_all
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets
 from gateway.settings import get_settings
 from gateway.speak import utterance_latencies
@@ -80,7 +80,9 @@ async def naive(speech, grpc_url: str, audio: np.ndarray, source: str, target: s
     started = time.perf_counter()
     transcript = await speech.transcriber.transcribe(audio, source)
     stt = time.perf_counter()
-    translation, _ = await translate_all(speech.translator(source, target), transcript, source, target)
+    # The same engine and guard as the session, on this loop's Triton client.
+    translator = make_translator(speech.pair(source, target), triton=triton, guard=speech.guard)
+    translation, _ = await translate_all(translator, transcript, source, target)
     mt = time.perf_counter()
     tokens = await asyncio.to_thread(speech.synthesizer.phonemizer.tokens, translation, target)
     voice = speech.presets[DEFAULT_VOICE]

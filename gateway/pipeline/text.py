@@ -86,8 +86,9 @@ class ClauseStream:
     more text can no longer change it, so synthesis can start on the first clause while the rest is made.
 
     Releases the clauses `split_clauses` would find, except that a short last clause is not merged back
-    into one already released. Only the very first clause is cut at `first_max_chars` (the listener
-    waits for it alone); the others at `max_chars`.
+    into one already released, and that the very first clause is cut at its last space within
+    `first_max_chars` as soon as the text is that long (the listener waits for it alone); the others
+    are cut at `max_chars`.
     """
 
     def __init__(self, max_chars: int = 160, min_chars: int = 12, first_max_chars: int = 32):
@@ -100,14 +101,21 @@ class ClauseStream:
         ready = []
         while True:  # one clause at a time: only the very first is cut at first_max_chars
             clauses = split_clauses(self._buffer, self._limit(), self.min_chars)
-            if len(clauses) < 2:
-                return ready
             # A cut at punctuation is final; a cut at a space moves while the text is shorter than
             # limit + min_chars.
-            if (not clauses[0].endswith(tuple(_CLOSING + _CLOSING_ANYWHERE))
-                    and len(self._buffer.strip()) <= self._limit() + self.min_chars):
-                return ready
-            ready.append(self._release(clauses[0]))
+            if len(clauses) >= 2 and (clauses[0].endswith(tuple(_CLOSING + _CLOSING_ANYWHERE))
+                                      or len(self._buffer.strip()) > self._limit() + self.min_chars):
+                ready.append(self._release(clauses[0]))
+                continue
+            if self._released == 0 and len(self._buffer.strip()) >= self.first_max_chars:
+                # The listener is waiting: cut the first clause at its last space as soon as it is long
+                # enough, rather than wait for the text that would make the batch split's cut final.
+                head = self._buffer.strip()[: self.first_max_chars + 1]
+                space = head.rfind(" ", self.min_chars)
+                if space > 0:
+                    ready.append(self._release(head[:space]))
+                    continue
+            return ready
 
     def finish(self) -> list[str]:
         out = []
