@@ -99,12 +99,13 @@ async def test_replace_keeps_creation_order_and_follows_owner_changes(store: Rec
 
 @pytest.mark.anyio
 async def test_ttl_expiry_hides_records_from_get_list_and_delete(store: RecordStore):
-    await store.put("tokens", "short", {"n": 1}, owner="ada", ttl_s=0.3)
+    # 2 s, not less: on a loaded machine three puts to moto's DynamoDB took longer than a 0.3 s TTL.
+    await store.put("tokens", "short", {"n": 1}, owner="ada", ttl_s=2.0)
     await store.put("tokens", "long", {"n": 2}, owner="ada", ttl_s=60)
     await store.put("tokens", "forever", {"n": 3}, owner="ada")
     assert await store.get("tokens", "short") == {"n": 1}
     assert await store.list("tokens", owner="ada") == [{"n": 1}, {"n": 2}, {"n": 3}]
-    await anyio.sleep(0.5)
+    await anyio.sleep(2.2)
     assert await store.get("tokens", "short") is None
     assert await store.list("tokens", owner="ada") == [{"n": 2}, {"n": 3}]
     assert await store.delete("tokens", "short") is False
