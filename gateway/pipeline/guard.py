@@ -42,6 +42,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_RATIO, MIN_RATIO = 2.2, 0.35  # characters out / characters in (NTREX en<->es/de/fr stays within 0.6-1.6)
 LENGTH_SLACK = 20  # characters: short texts vary more (names, "OK" -> "De acuerdo")
 MIN_WORDS_FOR_LANGUAGE = 4
+MIN_WORDS_AT_RELEASE = 5
 MIN_TARGET_CONFIDENCE = 0.2  # lingua's confidence that the output is in the target language
 
 
@@ -91,12 +92,20 @@ class TranslationGuard:
     def check_prefix(self, source: str, output: str, target_language: str) -> str | None:
         return opening(source, output) or markup(output) or too_long(source, output)
 
-    async def check_language_async(self, output: str, source_language: str, target_language: str) -> str | None:
-        """`check_language` off the event loop (the first call loads lingua's models, ~2 s)."""
-        return await asyncio.to_thread(self.check_language, output, source_language, target_language)
+    async def check_release_async(self, output: str, source_language: str, target_language: str) -> str | None:
+        """`check_release` off the event loop (the first call loads lingua's models, ~2 s)."""
+        return await asyncio.to_thread(self.check_release, output, source_language, target_language)
 
     async def check_final_async(self, source: str, output: str, source_language: str, target_language: str):
         return await asyncio.to_thread(self.check_final, source, output, source_language, target_language)
+
+    def check_release(self, output: str, source_language: str, target_language: str) -> str | None:
+        """On the first clause: only the clear case, the source language echoed back. A few words with names
+        in them are too little to judge the target language (German news opening with English names)."""
+        if source_language == target_language or len(_WORD.findall(output)) < MIN_WORDS_AT_RELEASE:
+            return None
+        reason = self.check_language(output, source_language, target_language)
+        return reason if reason == f"wrong_language_{source_language}" else None
 
     def check_language(self, output: str, source_language: str, target_language: str) -> str | None:
         if source_language == target_language or len(_WORD.findall(output)) < MIN_WORDS_FOR_LANGUAGE:

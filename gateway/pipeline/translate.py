@@ -205,8 +205,8 @@ class GuardedTranslator:
     """The listener only ever hears a translation: the primary's output is checked as it streams.
 
     The first clause is held back until it has passed the checks a prefix allows (refusal, answer and
-    apology openings, leftover prompt or markup, runaway length, wrong language), so a refusal is never
-    spoken; later pieces go through as they come, still checked. When a check fails, the primary is
+    apology openings, leftover prompt or markup, runaway length, the source language echoed), so a
+    refusal is never spoken; later pieces go through as they come, still checked. When a check fails, the primary is
     stopped and `fallback` translates the whole text (the first fallback piece says why and `replaces`
     what came before); with no fallback the utterance fails with `translation_rejected`.
     """
@@ -230,7 +230,7 @@ class GuardedTranslator:
                 if released:
                     yield piece
                 elif len(out.strip()) >= self.release_chars:
-                    reason = await self.guard.check_language_async(out, source_language, target_language)
+                    reason = await self.guard.check_release_async(out, source_language, target_language)
                     if reason:
                         break
                     released = True
