@@ -102,7 +102,7 @@ class TranslationGuard:
     def check_release(self, output: str, source_language: str, target_language: str) -> str | None:
         """On the first clause: only the clear case, the source language echoed back. A few words with names
         in them are too little to judge the target language (German news opening with English names)."""
-        if source_language == target_language or len(_WORD.findall(output)) < MIN_WORDS_AT_RELEASE:
+        if len(_WORD.findall(output)) < MIN_WORDS_AT_RELEASE:
             return None
         reason = self.check_language(output, source_language, target_language)
         return reason if reason == f"wrong_language_{source_language}" else None
@@ -127,19 +127,22 @@ class TranslationGuard:
         return language.iso_code_639_1.name.lower() if language is not None else None
 
     def confidence(self, text: str, language: str) -> float:
-        from lingua import IsoCode639_1, Language
-
-        code = Language.from_iso_code_639_1(getattr(IsoCode639_1, language.upper()))
-        return self._load().compute_language_confidence(text, code)
+        return self._load().compute_language_confidence(text, _lingua(language))
 
     def _load(self):
         with self._lock:
             if self._detector is None:
-                from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+                from lingua import LanguageDetectorBuilder
 
                 # Neighbours too, so Portuguese- or Italian-looking output is not forced into Spanish or French.
                 codes = {*self.languages, "pt", "it", "ca", "nl"}
-                languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in codes]
-                self._detector = (LanguageDetectorBuilder.from_languages(*languages)
+                self._detector = (LanguageDetectorBuilder.from_languages(*map(_lingua, codes))
                                   .with_minimum_relative_distance(0.1).build())
             return self._detector
+
+
+def _lingua(code: str):
+    """lingua's Language for an ISO 639-1 code."""
+    from lingua import IsoCode639_1, Language
+
+    return Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))

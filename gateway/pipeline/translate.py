@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -29,13 +30,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import contextlib
-
 import boto3
 import ctranslate2
 import sentencepiece
 from botocore.exceptions import BotoCoreError, ClientError
 
+from export.llm_backend import LANGUAGE_NAMES
 from gateway.errors import BadRequest, Unavailable
 from gateway.observability import log_event
 from gateway.pipeline.guard import TranslationGuard
@@ -44,7 +44,6 @@ from gateway.triton.client import TritonClient
 
 Engine = Literal["llm", "apertium", "amazon", "ctranslate2", "passthrough"]
 ENGINES: tuple[Engine, ...] = ("llm", "apertium", "amazon", "ctranslate2", "passthrough")
-LLM_LANGUAGES = ("en", "es", "de", "fr")  # the languages `translator`'s prompt knows (export/llm_backend.py)
 APERTIUM_PAIRS = ("en-es", "es-en")  # the pairs Debian packages (apertium-eng-spa)
 _APERTIUM_MODES = {"en": "eng", "es": "spa"}
 APERTIUM_MODES_DIR = Path("/usr/share/apertium/modes")
@@ -365,7 +364,7 @@ def engine_supports(engine: Engine, pair: str, model_dirs: Mapping[str, Path] | 
     if source == target:
         return engine == "passthrough"
     if engine == "llm":
-        return source in LLM_LANGUAGES and target in LLM_LANGUAGES
+        return source in LANGUAGE_NAMES and target in LANGUAGE_NAMES  # the languages the prompt knows
     if engine == "apertium":
         return pair in APERTIUM_PAIRS and apertium_mode_file(pair).is_file()
     if engine == "ctranslate2":

@@ -6,11 +6,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
+import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
+from export.llm_backend import END_OF_TEXT
 from gateway.errors import ApiError, InvalidAudio, Unavailable
 from gateway.observability import TRITON_LATENCY
 
@@ -18,7 +20,6 @@ EMBEDDING_MODEL = "voice_embedding"
 SYNTHESIS_MODEL = "synthesizer"
 CLONE_MODEL = "voice_clone"
 TRANSLATION_MODEL = "translator"
-END_OF_TEXT = "\x03"  # the translator's last piece (export/llm_backend.py): the stream is complete
 
 
 class TritonClient:
@@ -79,11 +80,9 @@ class TritonClient:
                 yield piece
         except InferenceServerException as error:
             raise _map_error(TRANSLATION_MODEL, error) from None
-        except Exception as error:  # grpc.aio errors (server gone, deadline) surface as plain RpcErrors
-            if type(error).__name__ in ("AioRpcError", "UsageError"):
-                raise Unavailable(f"the inference server is unreachable ({TRANSLATION_MODEL}); retry shortly",
-                                  code="triton_unavailable") from None
-            raise
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError):  # the stream itself failed: server gone, deadline
+            raise Unavailable(f"the inference server is unreachable ({TRANSLATION_MODEL}); retry shortly",
+                              code="triton_unavailable") from None
         finally:
             finished.set()
             if outcome != "ok":
@@ -115,16 +114,14 @@ class TritonClient:
 
 
 def _tensor(name: str, value: np.ndarray) -> InferInput:
-    datatype = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}[value.dtype]
+    datatype = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.object_): "BYTES"}[value.dtype]
     tensor = InferInput(name, list(value.shape), datatype)
     tensor.set_data_from_numpy(np.ascontiguousarray(value))
     return tensor
 
 
 def _strings(name: str, values: list[str]) -> InferInput:
-    tensor = InferInput(name, [len(values)], "BYTES")
-    tensor.set_data_from_numpy(np.array([v.encode("utf-8") for v in values], dtype=np.object_))
-    return tensor
+    return _tensor(name, np.array([v.encode("utf-8") for v in values], dtype=np.object_))
 
 
 def _tokens_and_speed(tokens: np.ndarray, speed: float) -> list[InferInput]:
