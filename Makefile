@@ -17,7 +17,7 @@ APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver doc
 # `make setup` (or a fresh clone on the same machine) installs it in seconds.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
 
-.PHONY: help setup system-packages models export run triton test bench train-voice eval-voice clean distclean
+.PHONY: help setup system-packages models export run triton test test-fast bench train-voice eval-voice clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ run: models  ## the whole stack on embedded defaults: gateway :8080 + bundled Tr
 
 test: models  ## the test suite (starts one real tritonserver for the session)
 	$(BIN)/pytest
+
+test-fast: $(VENV)/.installed  ## the tests without Triton, a browser or training, none over ~10 s (< 1 min)
+	$(BIN)/pytest -m "not triton and not slow and not browser and not training"
 
 bench: models  ## every benchmark (translation included) + concurrent-conversation load test (~30 min) -> benchmarks/results/<date>/report.md
 	$(BIN)/python -m benchmarks.load

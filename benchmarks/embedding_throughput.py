@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from export.repository import ModelRepository
 from export.specs import SPEAKER_ENCODER
-from gateway.settings import get_settings
 from gateway.local_stack import private_triton
+from gateway.settings import get_settings
+from univoice_core.audio import MODEL_RATE
 
 CLIP_SECONDS = 1.5  # one 160-frame partial per request
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,7 +43,7 @@ console = Console()
 def _clip() -> np.ndarray:
     path = sorted(get_settings().data_dir.glob("*.flac"))[0]
     wav, _ = soundfile.read(path, dtype="float32")
-    return wav[16_000 : 16_000 + int(CLIP_SECONDS * 16_000)]
+    return wav[MODEL_RATE : MODEL_RATE + int(CLIP_SECONDS * MODEL_RATE)]
 
 
 def _encoder_stats(client) -> tuple[int, int]:

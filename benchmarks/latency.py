@@ -14,8 +14,8 @@ then the whole translation synthesized in one call — the first byte exists onl
     python -m benchmarks.latency [--count 20] [--phrases] [--source en --target en] [--engine llm|apertium]
 
 With a source language other than English the input is synthetic: held-out NTREX-128 sentences in
-that language (one phrase each) read by Kokoro through the same Triton, since no real speech in
-that language ships here. `--engine` picks the translation engine (default: settings, i.e. the LLM).
+that language read by Kokoro through the same Triton, since no real speech in that language ships
+here; only readings that are one phrase (no pause the VAD cuts at) are kept, the per-phrase view. `--engine` picks the translation engine (default: settings, i.e. the LLM).
 
 Prints p50/p95 and writes benchmarks/results/<date>/latency.{json,png} (per-stage breakdown).
 Targets: live p50 <= 1.5 s on this 2-core machine (es->en with the LLM: <= 2.0 s), and >= 2x faster than naive.
@@ -44,6 +44,8 @@ from gateway.settings import get_settings
 from gateway.speak import utterance_latencies
 from gateway.stream_client import StreamClient, open_session, sign_in
 from gateway.triton.client import TritonClient
+from univoice_core.audio import MODEL_RATE, to_model_rate
+from univoice_core.kokoro import style_row
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PASSWORD = "benchmark password"
@@ -61,10 +63,10 @@ def phrases(count: int, min_s: float = 2.5, max_s: float = 8.0) -> list[np.ndarr
             continue
         start, end = segments[0][0], segments[0][1]
         for seg_start, seg_end in segments[1:]:
-            if (end - start) / 16_000 >= min_s:
+            if (end - start) / MODEL_RATE >= min_s:
                 break
             end = seg_end
-        if min_s <= (end - start) / 16_000 <= max_s:
+        if min_s <= (end - start) / MODEL_RATE <= max_s:
             out.append(wav[max(0, start - 3200) : end])
         if len(out) == count:
             return out
@@ -86,7 +88,7 @@ async def naive(speech, grpc_url: str, audio: np.ndarray, source: str, target: s
     mt = time.perf_counter()
     tokens = await asyncio.to_thread(speech.synthesizer.phonemizer.tokens, translation, target)
     voice = speech.presets[DEFAULT_VOICE]
-    trim_silence(await triton.synthesize(tokens, voice.styles[len(tokens) - 1]))
+    trim_silence(await triton.synthesize(tokens, voice.styles[style_row(len(tokens))]))
     done = time.perf_counter()
     await triton.close()
     return {"stt_s": stt - started, "translation_s": mt - stt, "synthesis_s": done - mt}
@@ -103,24 +105,33 @@ def utterances(count: int) -> list[np.ndarray]:
     return out
 
 
-def synthetic_phrases(grpc_url: str, language: str, count: int) -> list[np.ndarray]:
-    """Held-out NTREX-128 sentences in `language` (20-120 characters) read by Kokoro, at 16 kHz."""
+def synthetic_phrases(grpc_url: str, language: str, count: int, max_s: float = 8.0) -> list[np.ndarray]:
+    """Held-out NTREX-128 sentences in `language` (20-120 characters) read by Kokoro, at 16 kHz: the first
+    `count` whose reading is one phrase (no pause the VAD would cut at) of at most `max_s`, like `--phrases`."""
     from benchmarks.translation import held_out, lines
 
-    texts = [t for t in (lines(language)[i] for i in held_out(400)) if 20 <= len(t) <= 120][:count]
+    texts = [t for t in (lines(language)[i] for i in held_out(400)) if 20 <= len(t) <= 120]
+    detector = SpeechDetector()
 
     async def read_all():
         triton = TritonClient(grpc_url, timeout_s=120)
         voice = load_presets()[DEFAULT_VOICE]
+        out = []
         try:
-            return [np.concatenate([c.audio24k async for c in KokoroSynthesizer(triton).speak(t, language, voice)])
-                    for t in tqdm(texts, desc=f"synthetic {language} speech")]
+            with tqdm(total=count, desc=f"synthetic {language} phrases") as progress:
+                for text in texts:
+                    audio = np.concatenate([c.audio24k async for c in KokoroSynthesizer(triton).speak(text, language, voice)])
+                    clip = to_model_rate(audio)
+                    if len(detector.speech_segments(clip)) == 1 and len(clip) <= max_s * MODEL_RATE:
+                        out.append(clip)
+                        progress.update()
+                    if len(out) == count:
+                        return out
         finally:
             await triton.close()
+        raise SystemExit(f"only {len(out)} one-phrase {language} readings among {len(texts)} held-out sentences")
 
-    import soxr
-
-    return [soxr.resample(a, 24_000, 16_000).astype(np.float32) for a in asyncio.run(read_all())]
+    return asyncio.run(read_all())
 
 
 def run(clips, source: str, target: str, engine: str | None = None) -> dict:
@@ -149,14 +160,14 @@ def run(clips, source: str, target: str, engine: str | None = None) -> dict:
                     rows.append({"clip": index, "error": result.errors or "no audio"})
                     continue
                 first = spoken[-1]  # the utterance that ends with the phrase
-                end_of_speech_at = result.send_time_of(len(clip) / 16_000)
+                end_of_speech_at = result.send_time_of(len(clip) / MODEL_RATE)
                 utterance = result.utterances[[u.id for u in result.utterances].index(first["utterance_id"])]
                 live = utterance.first_audio_at - end_of_speech_at
                 vad_delay = live - first["server_timings_ms"]["first_audio_after_end_ms"] / 1000
                 stages = portal_loop.run_until_complete(
                     naive(app.state.services.speech, triton.grpc_url, clip, source, target))
                 rows.append({
-                    "clip": index, "seconds": round(len(clip) / 16_000, 2), "phrases_answered": len(spoken),
+                    "clip": index, "seconds": round(len(clip) / MODEL_RATE, 2), "phrases_answered": len(spoken),
                     "phrase_vad_end_to_first_audio_ms": phrase_ms,
                     "transcript": first["transcript"], "translation": first["translation"],
                     "live_s": live, "live_server_ms": first["server_timings_ms"], "vad_delay_s": vad_delay,

@@ -51,10 +51,11 @@ from gateway import audio
 from gateway.local_stack import gateway_in_thread, private_triton
 from gateway.observability import REGISTRY
 from gateway.pipeline.synthesis import KokoroSynthesizer
-from gateway.pipeline.vad import RATE, StreamingVad
+from gateway.pipeline.vad import StreamingVad
 from gateway.pipeline.voices import DEFAULT_VOICE
 from gateway.settings import Settings, get_settings
 from gateway.stream_client import StreamClient, open_session, sign_in
+from univoice_core.audio import MODEL_RATE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELD_P95_MS = 2500.0
@@ -240,8 +241,8 @@ class LocalEmbedding:
 def utterance_ends(clip: np.ndarray, tail_s: float, settings: Settings) -> list:
     """The gateway's streaming VAD over the clip + silence, fed 20 ms at a time: its end-of-utterance events."""
     vad = StreamingVad(min_silence_ms=settings.vad_min_silence_ms, max_utterance_s=settings.stream_max_utterance_s)
-    signal = np.concatenate([clip, np.zeros(int(tail_s * RATE), np.float32)])
-    return [e for i in range(0, len(signal), RATE // 50) for e in vad.feed(signal[i : i + RATE // 50])
+    signal = np.concatenate([clip, np.zeros(int(tail_s * MODEL_RATE), np.float32)])
+    return [e for i in range(0, len(signal), MODEL_RATE // 50) for e in vad.feed(signal[i : i + MODEL_RATE // 50])
             if e.kind == "end"]
 
 
@@ -338,7 +339,7 @@ def serving_overhead(triton, base_settings: Settings, state_dir: Path, phrases: 
                 served_s, synthesizer_s, calls, result = served(clip)
                 stages = raw_phrase(clip, tail_s, speech, synthesizer, settings)
             wasted_s = sum(calls[:-1])  # one utterance: every call but the last was a guess overtaken by speech
-            rows.append({"seconds": len(clip) / RATE, "raw_s": sum(stages.values()), "raw_stages_s": stages,
+            rows.append({"seconds": len(clip) / MODEL_RATE, "raw_s": sum(stages.values()), "raw_stages_s": stages,
                          "raw_model_s": stages["synthesis_s"], "served_s": served_s, "served_model_s": synthesizer_s,
                          "whisper_calls": len(calls), "wasted_speculation_s": wasted_s,
                          "served_less_waste_s": served_s - wasted_s,

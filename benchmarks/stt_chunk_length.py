@@ -34,8 +34,10 @@ import soundfile
 from rich.console import Console
 from rich.table import Table
 
-from gateway.pipeline.stt import SAMPLE_RATE, WhisperTranscriber, whisper_model_dir
+from gateway.pipeline.stt import WhisperTranscriber
 from gateway.settings import get_settings
+from univoice_core.audio import MODEL_RATE
+from univoice_core.whisper import whisper_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTIAL_SECONDS = 5.0
@@ -72,7 +74,7 @@ class CutEncoderTranscriber(WhisperTranscriber):
 
     def _transcribe(self, samples: np.ndarray, language: str) -> str:
         if self.pad_s is not None:
-            seconds = min(self.chunk_length, len(samples) / SAMPLE_RATE + self.pad_s)
+            seconds = min(self.chunk_length, len(samples) / MODEL_RATE + self.pad_s)
             self._frames = 2 * math.ceil(seconds * FRAMES_PER_SECOND / 2)  # the encoder's conv has stride 2
         return super()._transcribe(samples, language)
 
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     paths = sorted(get_settings().data_dir.glob("*.flac"))[: args.utterances]
     full = [soundfile.read(path, dtype="float32")[0] for path in paths]
-    clip_sets = {"utterance": full, "partial": [w[: int(PARTIAL_SECONDS * SAMPLE_RATE)] for w in full]}
+    clip_sets = {"utterance": full, "partial": [w[: int(PARTIAL_SECONDS * MODEL_RATE)] for w in full]}
     model_dir = whisper_model_dir("base", get_settings().build_dir)
 
     rows, texts = [], {}
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "max_s": float(np.max(seconds)),
             })
 
-    durations = [len(w) / SAMPLE_RATE for w in full]
+    durations = [len(w) / MODEL_RATE for w in full]
     result = {
         "benchmark": "stt_chunk_length",
         "model": "whisper base int8 (CTranslate2), beam 1, temperature 0, language en",

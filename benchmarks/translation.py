@@ -32,12 +32,12 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from gateway.errors import Unavailable
 from gateway.local_stack import private_triton
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.translate import ConversationContext, GuardedTranslator, LlmTranslator, apertium, engine_supports
 from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
+from univoice_core.errors import Unavailable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NTREX = get_settings().data_dir.parent / "ntrex128"

@@ -32,21 +32,24 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
 from benchmarks.quality import word_error_rate
-from gateway import voice_features as vf
-from gateway.pipeline.interfaces import OUTPUT_RATE, Voice
-from gateway.pipeline.phonemes import Phonemizer
-from gateway.pipeline.stt import WhisperTranscriber, whisper_model_dir
+from gateway.pipeline.interfaces import Voice
+from gateway.pipeline.stt import WhisperTranscriber
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets
 from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
 from training.voice_clone import data
+from univoice_core import served
+from univoice_core import voice_features as vf
+from univoice_core.audio import MODEL_RATE, OUTPUT_RATE, to_model_rate
+from univoice_core.phonemes import Phonemizer
+from univoice_core.presets import PRESET_TABLE, PresetTable
+from univoice_core.whisper import whisper_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SENTENCES = (
@@ -96,14 +99,14 @@ async def speak(synthesizer: KokoroSynthesizer, transcriber: WhisperTranscriber,
         audio = np.concatenate([c.audio24k async for c in synthesizer.speak(sentence, "en", voice)])
         busy += time.perf_counter() - started
         first = audio if first is None else first
-        audio16k = soxr.resample(audio, OUTPUT_RATE, vf.SAMPLE_RATE).astype(np.float32)
+        audio16k = to_model_rate(audio)
         heard = await transcriber.transcribe(audio16k, "en")
         count = len(sentence.split())
         errors += word_error_rate(sentence, heard) * count
         words += count
         pieces.append(audio16k)
     speech = np.concatenate(pieces)
-    return Spoken(speech, first, errors / words, busy / (len(speech) / vf.SAMPLE_RATE))
+    return Spoken(speech, first, errors / words, busy / (len(speech) / MODEL_RATE))
 
 
 async def measure(grpc_url: str, speakers: list[data.Speaker], sentences: tuple[str, ...], progress=tqdm) -> dict:
@@ -113,7 +116,7 @@ async def measure(grpc_url: str, speakers: list[data.Speaker], sentences: tuple[
     transcriber = WhisperTranscriber(whisper_model_dir("base", settings.build_dir))
     judge = Judge()
     presets = load_presets()
-    table = data.PresetTable.load(_preset_table(settings))  # the presets voice_clone starts from
+    table = PresetTable.load(_preset_table(settings))  # the presets voice_clone starts from
     preset_speech: dict[str, Spoken] = {}
     rows, references = [], {}
     for speaker in progress(speakers, desc="test speakers", unit="speaker"):
@@ -124,8 +127,8 @@ async def measure(grpc_url: str, speakers: list[data.Speaker], sentences: tuple[
         for name in (DEFAULT_VOICE, nearest):
             if name not in preset_speech:
                 preset_speech[name] = await speak(synthesizer, transcriber, presets[name], sentences)
-        clone = await speak(synthesizer, transcriber, Voice("voice_clone", embedding=embedding, statistics=statistics),
-                            sentences)
+        clone = await speak(synthesizer, transcriber,
+                            Voice(served.VOICE_CLONE, embedding=embedding, statistics=statistics), sentences)
         spoken = {"default": preset_speech[DEFAULT_VOICE], "nearest": preset_speech[nearest], "clone": clone}
         references[speaker.id] = {"judge": judge.embed(held_out), "resemblyzer": await triton.embed(held_out),
                                   "enrol_judge": judge.embed(enrol)}
@@ -198,14 +201,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _preset_table(settings) -> Path:
-    from export.models.voice_converter import PRESET_TABLE
-    from export.repository import ModelRepository
-
-    repository = ModelRepository(settings.model_repository)
-    latest = repository.latest("voice_converter")
-    if latest is None:
-        raise FileNotFoundError("no voice_converter in model_repository/: run `make models` (after `make train-voice`)")
-    return repository.info("voice_converter", latest).path / PRESET_TABLE
+    return served.latest_version(settings.model_repository / served.VOICE_CONVERTER) / PRESET_TABLE
 
 
 def save(result: dict, out: Path) -> None:
@@ -219,8 +215,8 @@ def save(result: dict, out: Path) -> None:
             soundfile.write(samples / f"{row['speaker']}_clone.wav", clips["clone"], OUTPUT_RATE, subtype="PCM_16")
             soundfile.write(samples / f"{row['speaker']}_nearest_preset.wav", clips["nearest"], OUTPUT_RATE,
                             subtype="PCM_16")
-            soundfile.write(samples / f"{row['speaker']}_real.wav", clips["real"][: 6 * vf.SAMPLE_RATE],
-                            vf.SAMPLE_RATE, subtype="PCM_16")
+            soundfile.write(samples / f"{row['speaker']}_real.wav", clips["real"][: 6 * MODEL_RATE],
+                            MODEL_RATE, subtype="PCM_16")
     (out / "voice_clone.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out / "voice_clone.png")
 

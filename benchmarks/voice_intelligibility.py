@@ -19,18 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
 from benchmarks.quality import word_error_rate
-from gateway.pipeline.stt import WhisperTranscriber, whisper_model_dir
+from gateway.local_stack import private_triton
+from gateway.pipeline.stt import WhisperTranscriber
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import load_presets
 from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
-from gateway.local_stack import private_triton
+from univoice_core.audio import to_model_rate
+from univoice_core.whisper import whisper_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,7 +49,7 @@ async def measure(grpc_url: str, count: int) -> dict[str, list[float]]:
     for name, voice in tqdm(presets.items(), desc="presets"):
         for text in texts:
             audio = np.concatenate([c.audio24k async for c in synthesizer.speak(text, "en", voice)])
-            heard = await transcriber.transcribe(soxr.resample(audio, 24_000, 16_000).astype(np.float32), "en")
+            heard = await transcriber.transcribe(to_model_rate(audio), "en")
             scores.setdefault(name, []).append(word_error_rate(text, heard))
     return scores
 

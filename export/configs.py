@@ -7,6 +7,7 @@ from pathlib import Path
 import jinja2
 
 from export.specs import FLAVOURS, SPECS, Flavour, ModelSpec
+from univoice_core import served
 
 _TEMPLATE = jinja2.Environment(
     loader=jinja2.PackageLoader("export", "templates"),
@@ -31,7 +32,7 @@ def render(spec: ModelSpec, flavour: Flavour) -> str:
         instance_kind="KIND_GPU" if onnx_native else "KIND_CPU",
         instances=spec.gpu_instances if on_gpu else spec.cpu_instances,
         # int8 Kokoro has no TensorRT kernels; float models get TensorRT FP16 inside onnxruntime.
-        tensorrt=onnx_native and spec.name != "synthesizer",
+        tensorrt=onnx_native and spec.name != served.SYNTHESIZER,
         parameters=parameters,
     ).rstrip() + "\n"
 

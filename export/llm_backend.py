@@ -71,6 +71,19 @@ def max_new_tokens(text: str, ceiling: int) -> int:
     return max(16, min(ceiling, int(len(text) / 2) + 16))
 
 
+def lower_priority(increment: int) -> None:
+    """Raise the niceness of every thread of this process (threads made later inherit it).
+
+    On a CPU host the listener waits for Whisper and for the first clause's synthesis, not for the rest of the
+    translation: a niced llama.cpp generates in the CPU time they leave. (Linux niceness is per thread, hence
+    each task; raising it needs no privilege.)"""
+    if increment <= 0:
+        return
+    for task in os.listdir("/proc/self/task"):
+        tid = int(task)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+
+
 class TritonPythonModel:  # pragma: no cover - runs inside Triton; tests drive it through the server
     def initialize(self, args):
         import triton_python_backend_utils as pb_utils
@@ -80,6 +93,7 @@ class TritonPythonModel:  # pragma: no cover - runs inside Triton; tests drive i
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.max_tokens = int(parameters.get("max_tokens", "256"))
+        lower_priority(int(parameters.get("nice", "0")))
         path = os.path.join(args["model_repository"], args["model_version"], "model.gguf")
         self.llm = Llama(model_path=path, n_ctx=int(parameters.get("n_ctx", "2048")),
                          n_threads=int(parameters.get("n_threads", "2")), n_batch=256, verbose=False)

@@ -17,11 +17,11 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from export.repository import ModelRepository, ModelSource, VersionInfo
 from export.specs import SPECS
-
+from univoice_core import served
 
 # Python models that read another model's version files when they load (voice_clone reads the converter's
 # preset table): reloaded whenever that model's serving version changes.
-READERS: dict[str, tuple[str, ...]] = {"voice_converter": ("voice_clone",)}
+READERS: dict[str, tuple[str, ...]] = {served.VOICE_CONVERTER: (served.VOICE_CLONE,)}
 
 
 class PublishError(RuntimeError):

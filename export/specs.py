@@ -15,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from univoice_core import served
+from univoice_core.kokoro import STYLE_DIM
+from univoice_core.voice_features import ENVELOPE_DIM, STATISTICS_DIM
+
 Kind = Literal["onnx", "python", "gguf"]
 Flavour = Literal["cpu", "gpu"]
 FLAVOURS: tuple[Flavour, ...] = ("cpu", "gpu")
@@ -56,11 +60,11 @@ class ModelSpec:
 
 
 SPEAKER_ENCODER = ModelSpec(
-    name="speaker_encoder",
+    name=served.SPEAKER_ENCODER,
     kind="onnx",
     description="resemblyzer GE2E (3xLSTM-256): mel partials [B,T,40] -> L2-normalised d-vectors [B,256]",
-    inputs=(TensorSpec("mel", "FP32", (-1, 40)),),
-    outputs=(TensorSpec("embedding", "FP32", (256,)),),
+    inputs=(TensorSpec("mel", "FP32", (-1, served.MEL_CHANNELS)),),
+    outputs=(TensorSpec("embedding", "FP32", (served.EMBEDDING_DIM,)),),
     # One utterance sends all its partials as one batch (60 s of speech is ~78 partials).
     max_batch_size=128,
     # Callers (voice_embedding's BLS) already send whole batches: merge what is queued, never wait.
@@ -70,11 +74,11 @@ SPEAKER_ENCODER = ModelSpec(
 )
 
 VOICE_EMBEDDING = ModelSpec(
-    name="voice_embedding",
+    name=served.VOICE_EMBEDDING,
     kind="python",
     description="16 kHz waveforms [B,N] -> utterance embeddings [B,256] (resemblyzer embed_utterance; BLS)",
     inputs=(TensorSpec("waveform", "FP32", (-1,), ragged=True),),
-    outputs=(TensorSpec("embedding", "FP32", (256,)),),
+    outputs=(TensorSpec("embedding", "FP32", (served.EMBEDDING_DIM,)),),
     max_batch_size=64,
     # Wait at most 1 ms for other utterances: one python round trip then serves them all.
     dynamic_batching=DynamicBatching(max_queue_delay_us=1_000),
@@ -82,12 +86,12 @@ VOICE_EMBEDDING = ModelSpec(
 )
 
 SYNTHESIZER = ModelSpec(
-    name="synthesizer",
+    name=served.SYNTHESIZER,
     kind="onnx",
     description="Kokoro-82M int8: phoneme ids [1,T] + style [1,256] + speed [1] -> 24 kHz waveform [N]",
     inputs=(
         TensorSpec("tokens", "INT64", (1, -1)),
-        TensorSpec("style", "FP32", (1, 256)),
+        TensorSpec("style", "FP32", (1, STYLE_DIM)),
         TensorSpec("speed", "FP32", (1,)),
     ),
     outputs=(TensorSpec("audio", "FP32", (-1,)),),
@@ -102,16 +106,16 @@ SYNTHESIZER = ModelSpec(
 # The converter's per-item shape is fixed by its caller (voice_clone cuts every utterance into chunks of
 # CONVERTER_CHUNK_FRAMES), so chunks of concurrent requests batch together.
 VOICE_CONVERTER = ModelSpec(
-    name="voice_converter",
+    name=served.VOICE_CONVERTER,
     kind="onnx",
     description="trained voice converter: preset envelope chunks [B,T,40] + statistics + embedding -> speaker's envelope",
     inputs=(
-        TensorSpec("envelope", "FP32", (-1, 40)),
-        TensorSpec("source_statistics", "FP32", (82,)),
-        TensorSpec("target_statistics", "FP32", (82,)),
-        TensorSpec("embedding", "FP32", (256,)),
+        TensorSpec("envelope", "FP32", (-1, ENVELOPE_DIM)),
+        TensorSpec("source_statistics", "FP32", (STATISTICS_DIM,)),
+        TensorSpec("target_statistics", "FP32", (STATISTICS_DIM,)),
+        TensorSpec("embedding", "FP32", (served.EMBEDDING_DIM,)),
     ),
-    outputs=(TensorSpec("converted", "FP32", (-1, 40)),),
+    outputs=(TensorSpec("converted", "FP32", (-1, ENVELOPE_DIM)),),
     max_batch_size=64,
     # A clause sends all its chunks at once; wait 2 ms for other streams' chunks to share the call.
     dynamic_batching=DynamicBatching(max_queue_delay_us=2_000),
@@ -120,14 +124,14 @@ VOICE_CONVERTER = ModelSpec(
 )
 
 VOICE_CLONE = ModelSpec(
-    name="voice_clone",
+    name=served.VOICE_CLONE,
     kind="python",
     description="phoneme ids + speaker embedding + voice statistics + speed -> 24 kHz speech in that voice (BLS: "
     "nearest preset on synthesizer, WORLD analysis, voice_converter, F0 mapping, WORLD synthesis)",
     inputs=(
         TensorSpec("tokens", "INT64", (1, -1)),
-        TensorSpec("embedding", "FP32", (256,)),
-        TensorSpec("statistics", "FP32", (82,)),
+        TensorSpec("embedding", "FP32", (served.EMBEDDING_DIM,)),
+        TensorSpec("statistics", "FP32", (STATISTICS_DIM,)),
         TensorSpec("speed", "FP32", (1,)),
     ),
     outputs=(TensorSpec("audio", "FP32", (-1,)),),
@@ -138,7 +142,7 @@ VOICE_CLONE = ModelSpec(
 )
 
 TRANSLATOR = ModelSpec(
-    name="translator",
+    name=served.TRANSLATOR,
     kind="gguf",
     description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp: text + languages (+ previous utterances) -> "
     "the translation, streamed piece by piece (decoupled)",
@@ -157,7 +161,8 @@ TRANSLATOR = ModelSpec(
     cpu_instances=1,
     gpu_instances=1,
     # warm_pairs: the instruction prefixes evaluated at load (~2 s each), so the first request is not slower.
-    parameters={"n_ctx": "2048", "n_threads": "2", "max_tokens": "256", "warm_pairs": "es-en,en-es"},
+    # nice: llama.cpp runs at a lower CPU priority than Whisper and Kokoro (see llm_backend.lower_priority).
+    parameters={"n_ctx": "2048", "n_threads": "2", "max_tokens": "256", "warm_pairs": "es-en,en-es", "nice": "10"},
     gpu_note="On a GPU fleet, serve the same model (Qwen2.5-Coder-1.5B-Instruct, Apache-2.0; its safetensors or GGUF) with Triton's vLLM backend "
     "(backend: \"vllm\", a model.json naming the weights, decoupled) or TensorRT-LLM (an engine built by "
     "trtllm-build, the tensorrtllm backend behind the ensemble from tensorrtllm_backend); the gateway's "
@@ -165,15 +170,11 @@ TRANSLATOR = ModelSpec(
     "host CPU, which serves a GPU host unchanged.",
 )
 
+# Every served model (univoice_core.served.SERVED_MODELS), in load order.
 SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (SPEAKER_ENCODER, VOICE_EMBEDDING, SYNTHESIZER, VOICE_CONVERTER, VOICE_CLONE, TRANSLATOR)
 }
-# Load order: a BLS model after the models it calls (voice_embedding -> speaker_encoder; voice_clone ->
-# synthesizer + voice_converter).
-SERVED_MODELS: tuple[str, ...] = (
-    "speaker_encoder", "voice_embedding", "synthesizer", "voice_converter", "voice_clone", "translator",
-)
 
 
 def spec(name: str) -> ModelSpec:

@@ -7,9 +7,9 @@ import uuid
 from dataclasses import dataclass
 
 from gateway import security
-from gateway.errors import Conflict, NotFound, Unauthorized
 from gateway.security import Principal, TokenIssuer
 from gateway.stores.base import RecordStore
+from univoice_core.errors import Conflict, NotFound, Unauthorized
 
 USERS, USERNAMES, API_KEYS, REVOKED = "users", "usernames", "api_keys", "revoked_access"
 # A refresh token's record outlives its use (so a replay is recognised); a separate "live" marker is

@@ -14,11 +14,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import audio
 from gateway.accounts import AccountService
 from gateway.api.deps import Services
+from gateway.api.errors import http_headers, http_status
 from gateway.api.routes import auth, demo, health, profiles, sessions, stream
 from gateway.blobs.factory import make_blob_store
-from gateway.errors import ApiError
 from gateway.observability import (
-    CORRELATION_HEADER, HTTP_LATENCY, HTTP_REQUESTS, configure_logging, configure_tracing, correlation_id, log_event,
+    CORRELATION_HEADER,
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    configure_logging,
+    configure_tracing,
+    correlation_id,
+    log_event,
     new_correlation_id,
 )
 from gateway.pipeline.stack import SpeechStack
@@ -29,6 +35,7 @@ from gateway.sessions import SessionService
 from gateway.settings import Settings, get_settings
 from gateway.stores.factory import make_record_store
 from gateway.triton.client import TritonClient
+from univoice_core.errors import UniVoiceError
 
 log = logging.getLogger("univoice.gateway")
 
@@ -118,9 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"code": code, "message": message, "correlation_id": correlation_id.get()}
         return JSONResponse(body, status_code=status, headers=headers)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError):
-        return error(exc.status, exc.code, exc.message, exc.headers)
+    @app.exception_handler(UniVoiceError)
+    async def api_error(request: Request, exc: UniVoiceError):
+        return error(http_status(exc), exc.code, exc.message, http_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -17,9 +17,9 @@ import soundfile
 import soxr
 from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
-from gateway.errors import InvalidAudio, PayloadTooLarge
+from univoice_core.audio import MODEL_RATE
+from univoice_core.errors import InvalidAudio, PayloadTooLarge
 
-MODEL_RATE = 16_000
 MIN_RATE, MAX_RATE = 8_000, 192_000
 ACCEPTED_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "OGG"})  # libsndfile major formats
 ACCEPTED_TEXT = "WAV, FLAC or OGG (Vorbis/Opus)"

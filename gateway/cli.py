@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 
 from export.cli import app as models_app
-from export.specs import SERVED_MODELS
 from gateway.settings import get_settings
+from univoice_core.served import SERVED_MODELS
 
 app = typer.Typer(help="UniVoice: real-time voice translation in the speaker's own voice.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -140,8 +140,8 @@ def create_user(
 
     from gateway.app import account_service
     from gateway.security import ALL_SCOPES
-    from gateway.errors import ApiError
     from gateway.stores.factory import make_record_store
+    from univoice_core.errors import UniVoiceError
 
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
@@ -163,7 +163,7 @@ def create_user(
 
     try:
         user = asyncio.run(run())
-    except ApiError as error:
+    except UniVoiceError as error:
         console.print(f"[red]{error.message}[/]")
         raise typer.Exit(1) from None
     console.print(f"created user {user['username']} ({user['id']}) with scopes: {' '.join(user['scopes'])}")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import uvicorn
 
-from export.specs import SERVED_MODELS
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.triton.launcher import TritonServer, free_port
+from univoice_core.served import SERVED_MODELS
 
 LINK_ABOVE_BYTES = 1 << 20
 

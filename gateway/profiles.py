@@ -11,11 +11,13 @@ import uuid
 import numpy as np
 import soundfile
 
-from gateway import audio, voice_features
-from gateway.errors import InvalidAudio, NotFound
+from gateway import audio
 from gateway.blobs.base import BlobStore
 from gateway.stores.base import RecordStore
-from gateway.triton.client import EMBEDDING_MODEL, TritonClient
+from gateway.triton.client import TritonClient
+from univoice_core import served, voice_features
+from univoice_core.audio import MODEL_RATE
+from univoice_core.errors import InvalidAudio, NotFound
 
 PROFILES = "profiles"
 COMPARE_MIN_SPEECH_S = 1.0
@@ -59,7 +61,7 @@ class ProfileService:
             "quality": {"snr_db": report.snr_db, "rms_dbfs": report.rms_dbfs, "clipping_ratio": report.clipping_ratio},
             "consent": consent,
             "has_source_audio": self.keep_audio,
-            "embedding_model": EMBEDDING_MODEL,
+            "embedding_model": served.VOICE_EMBEDDING,
             "voice_pitch_hz": round(math.exp(float(statistics[0])), 1),
         }
         await self.store.put(PROFILES, profile_id, profile, owner=owner)
@@ -99,7 +101,7 @@ class ProfileService:
         reference = await self.embedding(owner, profile_id)
         clip = self._decode(data)
         speech = self.detector.speech_only(audio.resample(clip.samples, clip.sample_rate))
-        seconds = len(speech) / 16_000
+        seconds = len(speech) / MODEL_RATE
         if seconds < COMPARE_MIN_SPEECH_S:
             raise InvalidAudio(
                 f"found {seconds:.1f} s of speech; comparing needs at least {COMPARE_MIN_SPEECH_S:.0f} s",

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from gateway.errors import RateLimited
 from gateway.settings import Settings
+from univoice_core.errors import RateLimited
 
 
 @runtime_checkable

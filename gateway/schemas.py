@@ -15,12 +15,6 @@ LanguageCode = Literal[
 Username = str
 
 
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["invalid_token"])
-    message: str = Field(examples=["the access token has expired; refresh it"])
-    correlation_id: str = Field(examples=["3f1c2b9a5d7e4f60a1b2c3d4e5f60718"])
-
-
 class SignupRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada", "password": "correct horse battery"}]})
 

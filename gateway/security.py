@@ -25,7 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from jwt.algorithms import RSAAlgorithm
 
-from gateway.errors import Forbidden, Unauthorized, Unavailable
+from univoice_core.errors import Forbidden, Unauthorized, Unavailable
 
 # --- Passwords -------------------------------------------------------------------------------------
 
@@ -42,11 +42,6 @@ def verify_password(password: str, hashed: str) -> bool:
         return _hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def needs_rehash(hashed: str) -> bool:
-    """True when `hashed` was made with weaker parameters than today's; rehash after a good login."""
-    return _hasher.check_needs_rehash(hashed)
 
 
 # --- Scopes and principals -------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from gateway.errors import Conflict, NotFound
 from gateway.stores.base import RecordStore
+from univoice_core.errors import Conflict, NotFound
 
 SESSIONS, HISTORY = "sessions", "session_history"
 # Records outlive their session by a day so that clients can still read an expired session's history.
@@ -44,6 +44,13 @@ class SessionService:
             raise NotFound(f"no session {session_id!r} for this account", code="session_not_found")
         return self._with_expiry(session)
 
+    async def get_open(self, owner: str, session_id: str) -> dict:
+        """The caller's session while it can still take speech: a closed or expired one is a Conflict."""
+        session = await self.get(owner, session_id)
+        if session["state"] in ("closed", "expired"):
+            raise Conflict(f"session {session_id} is {session['state']}; create a new one", code="session_ended")
+        return session
+
     async def list(self, owner: str) -> list[dict]:
         return [self._with_expiry(s) for s in await self.store.list(SESSIONS, owner=owner)]
 
@@ -55,9 +62,7 @@ class SessionService:
 
     async def append_utterance(self, owner: str, session_id: str, transcript: str, translation: str,
                                timings_ms: dict[str, float] | None = None) -> dict:
-        session = await self.get(owner, session_id)
-        if session["state"] in ("closed", "expired"):
-            raise Conflict(f"session {session_id} is {session['state']}; start a new one", code="session_ended")
+        session = await self.get_open(owner, session_id)
         utterance = {
             "id": f"ut_{uuid.uuid4().hex}",
             "transcript": transcript,

@@ -14,10 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from univoice_core import config
 
 
 class AwsSource(PydanticBaseSettingsSource):
@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNIVOICE_", env_file=".env", extra="ignore")
 
     # --- Triton -------------------------------------------------------------------------------
-    model_repository: Path = REPO_ROOT / "model_repository"
-    triton_host: str = "127.0.0.1"
-    triton_http_port: int = 8000
+    model_repository: Path = config.MODEL_REPOSITORY
+    triton_host: str = config.TRITON_HOST
+    triton_http_port: int = config.TRITON_HTTP_PORT
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
     triton_start_timeout_s: float = 180.0
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     # Runtime state of the embedded defaults (SQLite file, local blobs, generated secret).
-    state_dir: Path = REPO_ROOT / ".univoice"
+    state_dir: Path = config.REPO_ROOT / ".univoice"
     cors_origins: list[str] = Field(default_factory=list)
 
     # --- Storage ------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ class Settings(BaseSettings):
 
     # --- Speech providers ------------------------------------------------------------------------
     # Assembled model files (Whisper from its PyPI parts) and machine-wide caches (preset voice embeddings).
-    build_dir: Path = REPO_ROOT / ".build"
+    build_dir: Path = config.BUILD_DIR
     stt_provider: Literal["whisper", "amazon"] = "whisper"
     stt_model: Literal["base", "tiny.en"] = "base"
     stt_threads: int = 2
@@ -138,13 +138,6 @@ class Settings(BaseSettings):
     # Sessions with a voice profile speak through Triton's `voice_clone` (the trained converter); false:
     # through the preset nearest to the profile, as before cloning existed.
     voice_cloning: bool = True
-    # The trained converter `univoice models export` exports (default: training/voice_clone/checkpoint/).
-    voice_converter_checkpoint: Path | None = None
-
-    @field_validator("voice_converter_checkpoint", mode="before")
-    @classmethod
-    def _empty_means_default(cls, value):
-        return None if value == "" else value
 
     # --- Live streaming (/v1/sessions/{id}/stream) -------------------------------------------------
     stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame
@@ -153,7 +146,9 @@ class Settings(BaseSettings):
     stream_config_timeout_s: float = 15.0
     stream_idle_timeout_s: float = 60.0
     stream_send_queue: int = 64  # outgoing messages buffered per stream; audio beyond it is dropped
-    stream_partial_interval_s: float = 1.0
+    # Whisper cannot be interrupted: a final transcript waits for the partial in flight (~1 s on 2 cores). Every
+    # 2 s of new speech, about half the phrase ends find Whisper idle.
+    stream_partial_interval_s: float = 2.0
     vad_min_silence_ms: int = 400  # silence that ends an utterance
 
     # --- Observability ---------------------------------------------------------------------------
@@ -163,7 +158,7 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = None
 
     # Real speech used by export parity gates, tests and benchmarks (LibriSpeech, CC BY 4.0).
-    data_dir: Path = REPO_ROOT.parent / "shared" / "data" / "librispeech-train-clean-100"
+    data_dir: Path = config.DATA_DIR
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gateway import audio
-from gateway.errors import ApiError
-from gateway.pipeline.interfaces import OUTPUT_RATE
 from gateway.stream_client import StreamClient, StreamError, StreamResult
+from univoice_core.audio import OUTPUT_RATE
+from univoice_core.errors import UniVoiceError
 
 GAP_S = 0.3  # silence between utterances in the output file
 
@@ -41,7 +41,7 @@ def speak_file(input_path: Path, output_path: Path, *, source: str, target: str,
                console: Console) -> str:
     try:
         clip = audio.decode(input_path.read_bytes())
-    except ApiError as error:
+    except UniVoiceError as error:
         raise SpeakError(f"{input_path}: {error.message}") from None
     with httpx.Client(base_url=url, timeout=30) as client:
         try:

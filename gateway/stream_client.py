@@ -17,6 +17,7 @@ import websocket
 
 from gateway.api.stream_protocol import parse_audio_frame
 from gateway.audio import float_to_pcm16
+from univoice_core.audio import MODEL_RATE
 
 
 def sign_in(base_url: str, username: str, password: str) -> str:
@@ -81,7 +82,7 @@ class StreamClient:
         self.url = f"{ws_base}/v1/sessions/{session_id}/stream"
         self.token, self.api_key, self.timeout_s = token, api_key, timeout_s
 
-    def stream(self, samples: np.ndarray, sample_rate: int = 16_000, *, realtime: bool = True, frame_ms: int = 20,
+    def stream(self, samples: np.ndarray, sample_rate: int = MODEL_RATE, *, realtime: bool = True, frame_ms: int = 20,
                source_language: str | None = None, target_language: str | None = None,
                voice_profile_id: str | None = None, token_in_config: bool = False,
                tail_silence_s: float = 1.0, on_progress=None) -> StreamResult:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from export.specs import SERVED_MODELS
+from univoice_core.served import SERVED_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -70,6 +70,9 @@ def test_triton_serves_the_gpu_configs_of_the_served_models_on_a_gpu(services):
     # Triton 2.51 like the bundled build, plus what voice_clone imports
     dockerfile = (ROOT / triton["build"]["dockerfile"]).read_text()
     assert "FROM nvcr.io/nvidia/tritonserver:24.10-py3" in dockerfile and "pyworld" in dockerfile
+    # The python models import only the shared core (tests/test_import_graph.py): nothing else is copied.
+    assert [line for line in dockerfile.splitlines() if line.startswith("COPY")] == [
+        "COPY univoice_core /opt/univoice/univoice_core"]
     command = triton["command"] if isinstance(triton["command"], list) else shlex.split(triton["command"])
     assert "--model-repository=/models" in command
     assert "--model-config-name=gpu" in command

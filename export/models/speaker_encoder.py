@@ -10,7 +10,8 @@ import numpy as np
 
 from export.contract import Exportable, Inputs
 from export.sources import TorchExport
-from gateway.settings import get_settings
+from univoice_core import config, served
+from univoice_core.audio import MODEL_RATE
 
 REAL_UTTERANCES = 5
 
@@ -24,14 +25,14 @@ def _checkpoint() -> Path:
 
 
 class SpeakerEncoderExport(Exportable):
-    name = "speaker_encoder"
+    name = served.SPEAKER_ENCODER
     input_names = ("mel",)
     output_names = ("embedding",)
     dynamic_axes = {"mel": {0: "batch", 1: "time"}, "embedding": {0: "batch"}}
     tolerance = 1e-4
 
     def __init__(self, data_dir: Path | None = None):
-        self.data_dir = Path(data_dir or get_settings().data_dir)
+        self.data_dir = Path(data_dir or config.data_dir())
         self._module = None
 
     def module(self):
@@ -58,7 +59,7 @@ class SpeakerEncoderExport(Exportable):
             )
         for path in files:
             wav, rate = soundfile.read(path, dtype="float32")
-            if rate != 16_000:
+            if rate != MODEL_RATE:
                 raise ValueError(f"{path} is {rate} Hz; the parity set must be 16 kHz")
             wav = audio.normalize_volume(wav, -30, increase_only=True)
             _, mel_slices = VoiceEncoder.compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)

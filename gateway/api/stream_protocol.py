@@ -10,8 +10,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gateway.audio import float_to_pcm16, pcm16_to_float
-from gateway.errors import BadRequest
+from gateway.pipeline.live import Event
 from gateway.schemas import AudioFormat, LanguageCode
+from univoice_core.errors import BadRequest
 
 PROTOCOL_VERSION = 1
 AUDIO_HEADER = struct.Struct(">I")  # server -> client binary frames: uint32 sequence number, then PCM16 LE
@@ -77,6 +78,11 @@ def parse_client_message(text: str) -> ClientMessage:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in error.errors()[:3])
         raise BadRequest(f"invalid {data['type']} message: {problems}", code="invalid_message") from None
+
+
+def event_message(event: Event) -> dict:
+    """The JSON message for a pipeline event: {"type": ..., **fields}."""
+    return {"type": event.type, **event.fields}
 
 
 def audio_frame(sequence: int, samples: np.ndarray) -> bytes:

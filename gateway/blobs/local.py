@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from pathlib import Path
+
+from univoice_core.atomic import atomic_write
 
 
 def _parts(key: str, *, partial_last: bool) -> list[str]:
@@ -33,22 +34,7 @@ class LocalBlobStore:
         return self.root.joinpath(*_parts(key, partial_last=False))
 
     async def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        path = self._path(key)
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(atomic_write, self._path(key), data)
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)

@@ -48,22 +48,19 @@ class Voice:
     clone (the profile's speaker embedding and voice statistics, for Triton's `voice_clone`)."""
 
     name: str
-    styles: np.ndarray | None = None  # preset: [510, 256], row = number of phoneme tokens - 1
+    styles: np.ndarray | None = None  # preset: [510, 256], the row by univoice_core.kokoro.style_row
     embedding: np.ndarray | None = None  # clone: [256]
-    statistics: np.ndarray | None = None  # clone: gateway.voice_features.STATISTICS_DIM values
+    statistics: np.ndarray | None = None  # clone: univoice_core.voice_features.STATISTICS_DIM values
 
     @property
     def cloned(self) -> bool:
         return self.statistics is not None
 
 
-OUTPUT_RATE = 24_000  # what the synthesizer (Kokoro) produces; the stream sends it unchanged
-
-
 @dataclass(frozen=True)
 class SpokenClause:
     text: str
-    audio24k: np.ndarray  # float32
+    audio24k: np.ndarray  # float32 at univoice_core.audio.OUTPUT_RATE
 
 
 class SpeechSynthesizer(Protocol):

@@ -24,13 +24,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import soxr
 
-from gateway.errors import ApiError
+from gateway.cpu import run_cpu
 from gateway.observability import log_event
-from gateway.pipeline.interfaces import OUTPUT_RATE, SpeechSynthesizer, Transcriber, Translator, Voice
-from gateway.pipeline.text import ClauseStream
+from gateway.pipeline.interfaces import SpeechSynthesizer, Transcriber, Translator, Voice
 from gateway.pipeline.translate import ConversationContext
-from gateway.pipeline.vad import RATE, StreamingVad
+from gateway.pipeline.vad import StreamingVad
+from univoice_core.audio import MODEL_RATE, OUTPUT_RATE
+from univoice_core.errors import UniVoiceError
+from univoice_core.text import ClauseStream
 
 log = logging.getLogger("univoice.pipeline")
 
@@ -39,13 +42,11 @@ CHUNK_SAMPLES = OUTPUT_RATE // 5  # 200 ms of audio per binary message
 
 @dataclass(frozen=True)
 class Event:
-    """A JSON event for the client: {"type": ..., **fields}."""
+    """Something the listener is told (`type`: vad, transcript, translation, audio_start, ...). The pipeline
+    speaks no wire protocol: `gateway/api/stream_protocol.py` writes these as messages."""
 
     type: str
     fields: dict = field(default_factory=dict)
-
-    def as_json(self) -> dict:
-        return {"type": self.type, **self.fields}
 
 
 EmitEvent = Callable[[Event], Awaitable[None]]
@@ -68,10 +69,13 @@ class LiveSettings:
     target_language: str
     voice: Voice
     speed: float = 1.0
-    partial_interval_s: float = 1.0
+    partial_interval_s: float = 2.0
     max_pending_utterances: int = 4
-    speculate_after_ms: float = 200.0
+    # Whisper cannot be interrupted, so a guess made in a pause that speech then resumes still holds it ~1 s. At
+    # 300 ms (the VAD ends at 400) one-phrase NTREX readings made 0.3 stale guesses per phrase; at 200 ms, 1.2.
+    speculate_after_ms: float = 300.0
     context_utterances: int = 2  # previous (transcript, translation) pairs the translator sees
+    input_rate: int = MODEL_RATE  # the client's audio; resampled to MODEL_RATE for the VAD and Whisper
 
 
 class LiveTranslation:
@@ -89,14 +93,22 @@ class LiveTranslation:
         self._current_id = ""
         self._speculation: asyncio.Task | None = None
         self._context = ConversationContext(settings.context_utterances)
+        self._resampler = (None if settings.input_rate == MODEL_RATE
+                           else soxr.ResampleStream(settings.input_rate, MODEL_RATE, 1, dtype="float32"))
         self._worker = asyncio.create_task(self._work(), name="live-translation-worker")
 
     # --- ingress -------------------------------------------------------------------------------
-    async def push(self, samples16k: np.ndarray) -> None:
-        for event in self.vad.feed(samples16k):
+    async def push(self, samples: np.ndarray) -> None:
+        """Audio at `settings.input_rate`; resampling and the VAD run in the CPU pool, off the event loop."""
+        for event in await run_cpu(self._ingest, samples):
             await self._on_vad(event)
         self._maybe_speculate()
         self._maybe_partial()
+
+    def _ingest(self, samples: np.ndarray):
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        return self.vad.feed(samples)
 
     def _maybe_speculate(self) -> None:
         if not self.vad.speaking:
@@ -127,7 +139,7 @@ class LiveTranslation:
                              return_exceptions=True)
 
     async def _on_vad(self, event) -> None:
-        seconds = round(event.sample / RATE, 3)
+        seconds = round(event.sample / MODEL_RATE, 3)
         if event.kind == "start":
             self._current_id = f"ut_{uuid.uuid4().hex[:12]}"
             self._last_partial_samples = 0
@@ -150,7 +162,7 @@ class LiveTranslation:
                 or (self._partial and not self._partial.done())):
             return
         audio = self.vad.current_utterance()
-        if len(audio) - self._last_partial_samples < self.settings.partial_interval_s * RATE:
+        if len(audio) - self._last_partial_samples < self.settings.partial_interval_s * MODEL_RATE:
             return
         self._last_partial_samples = len(audio)
         self._partial = asyncio.create_task(self._emit_partial(self._current_id, audio))
@@ -172,7 +184,7 @@ class LiveTranslation:
                 if self._partial and not self._partial.done():
                     self._partial.cancel()
                 await self._translate(utterance)
-            except ApiError as error:
+            except UniVoiceError as error:
                 await self.emit(Event("error", {"code": error.code, "message": error.message,
                                                 "utterance_id": utterance.id}))
             except Exception:
@@ -221,7 +233,14 @@ class LiveTranslation:
         timings = self._timings(marks)
         await self.emit(Event("metrics", {"utterance_id": utterance.id, "timings_ms": timings}))
         self._context.add(transcript, translation)
-        await self.on_utterance(transcript, translation, timings)
+        try:
+            await self.on_utterance(transcript, translation, timings)
+        except Exception as error:  # the listener has heard it: not an error of the utterance, a gap in its history
+            log_event(log, "utterance not saved", level=logging.ERROR, utterance_id=utterance.id, error=repr(error))
+            await self.emit(Event("warning", {
+                "code": "history_not_saved", "utterance_id": utterance.id,
+                "message": "this utterance was translated but could not be saved to the session's history",
+            }))
 
     async def _audio_end(self, utterance_id: str, audio: dict) -> None:
         await self.emit(Event("audio_end", {"utterance_id": utterance_id, "chunks": audio["sent"],

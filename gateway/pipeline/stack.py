@@ -8,18 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.errors import BadRequest
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.interfaces import Transcriber, Translator, Voice
-from gateway.pipeline.phonemes import ESPEAK_VOICES
-from gateway.pipeline.stt import AmazonTranscribeTranscriber, WhisperTranscriber, whisper_model_dir
+from gateway.pipeline.stt import AmazonTranscribeTranscriber, WhisperTranscriber
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.translate import PairSupport, make_translator, supported_pairs
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets, nearest_preset, preset_embeddings
 from gateway.settings import Settings
-from gateway.triton.client import CLONE_MODEL, TritonClient
+from gateway.triton.client import TritonClient
+from univoice_core import served
+from univoice_core.errors import BadRequest
+from univoice_core.phonemes import ESPEAK_VOICES
+from univoice_core.whisper import whisper_model_dir
 
-CLONED_VOICE = CLONE_MODEL  # the voice name a stream reports when it speaks in the enrolled speaker's voice
+CLONED_VOICE = served.VOICE_CLONE  # the voice name a stream reports when it speaks in the enrolled speaker's voice
 
 
 @lru_cache(maxsize=4)

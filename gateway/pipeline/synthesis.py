@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from gateway.errors import BadRequest
-from gateway.pipeline.interfaces import OUTPUT_RATE, SpokenClause, Voice
-from gateway.pipeline.phonemes import Phonemizer, espeak_voice
-from gateway.pipeline.text import split_clauses
+from gateway.pipeline.interfaces import SpokenClause, Voice
 from gateway.triton.client import TritonClient
-
-MIN_SPEED, MAX_SPEED = 0.5, 2.0  # Kokoro was only tried within this range here
+from univoice_core.audio import OUTPUT_RATE
+from univoice_core.errors import BadRequest
+from univoice_core.kokoro import MAX_SPEED, MIN_SPEED, style_row
+from univoice_core.phonemes import Phonemizer, espeak_voice
+from univoice_core.text import FIRST_CLAUSE_CHARS, MAX_CLAUSE_CHARS, MIN_CLAUSE_CHARS, split_clauses
 
 
 class KokoroSynthesizer:
@@ -22,8 +22,8 @@ class KokoroSynthesizer:
     `voice_clone` for an enrolled speaker."""
 
     def __init__(
-        self, triton: TritonClient, phonemizer: Phonemizer | None = None, max_chars: int = 160, min_chars: int = 12,
-        first_max_chars: int = 32,
+        self, triton: TritonClient, phonemizer: Phonemizer | None = None, max_chars: int = MAX_CLAUSE_CHARS,
+        min_chars: int = MIN_CLAUSE_CHARS, first_max_chars: int = FIRST_CLAUSE_CHARS,
     ):
         self.triton = triton
         self.phonemizer = phonemizer or Phonemizer()
@@ -61,7 +61,7 @@ class KokoroSynthesizer:
                 if voice.cloned:
                     audio = await self.triton.clone(tokens, voice.embedding, voice.statistics, speed)
                 else:
-                    audio = await self.triton.synthesize(tokens, voice.styles[len(tokens) - 1], speed)
+                    audio = await self.triton.synthesize(tokens, voice.styles[style_row(len(tokens))], speed)
                 yield SpokenClause(clause, trim_silence(audio))
         finally:
             if ahead is not None:  # the listener stopped early or a call failed: drop the work ahead

@@ -36,11 +36,11 @@ import sentencepiece
 from botocore.exceptions import BotoCoreError, ClientError
 
 from export.llm_backend import LANGUAGE_NAMES
-from gateway.errors import BadRequest, Unavailable
 from gateway.observability import log_event
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.interfaces import Context, TranslationPiece, Translator
 from gateway.triton.client import TritonClient
+from univoice_core.errors import BadRequest, Unavailable
 
 Engine = Literal["llm", "apertium", "amazon", "ctranslate2", "passthrough"]
 ENGINES: tuple[Engine, ...] = ("llm", "apertium", "amazon", "ctranslate2", "passthrough")
@@ -147,7 +147,9 @@ class ApertiumTranslator(WholeTextTranslator):
 
     def _translate(self, text: str) -> str:
         # Apertium's stream format reserves these characters; a NUL would end the request early.
-        escaped = "".join("\\" + c if c in _APERTIUM_RESERVED else c for c in " ".join(text.replace("\0", "").split()))
+        # A text that ends in a (escaped) caret hangs Apertium's pipeline, and a caret has no reading: drop it there.
+        words = " ".join(text.replace("\0", "").split()).rstrip("^ ")
+        escaped = "".join("\\" + c if c in _APERTIUM_RESERVED else c for c in words)
         with self._lock:
             for attempt in (1, 2):
                 if self._process is None or self._process.poll() is not None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from faster_whisper.vad import get_vad_model
 
+from univoice_core.audio import MODEL_RATE
+
 WINDOW = 512
 CONTEXT = 64
-RATE = 16_000
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,10 @@ class StreamingVad:
         self.session = get_vad_model().session
         self.threshold = threshold
         self.release = max(0.05, threshold - 0.15)  # hysteresis: speech ends below this
-        self.min_speech = int(min_speech_ms * RATE / 1000)
-        self.min_silence = int(min_silence_ms * RATE / 1000)
-        self.pad = int(pad_ms * RATE / 1000)
-        self.max_utterance = int(max_utterance_s * RATE)
+        self.min_speech = int(min_speech_ms * MODEL_RATE / 1000)
+        self.min_silence = int(min_silence_ms * MODEL_RATE / 1000)
+        self.pad = int(pad_ms * MODEL_RATE / 1000)
+        self.max_utterance = int(max_utterance_s * MODEL_RATE)
         self._state = np.zeros((2, 1, 1, 128), dtype=np.float32)  # the LSTM's h and c
         self._context = np.zeros((1, CONTEXT), dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
@@ -53,7 +54,7 @@ class StreamingVad:
     @property
     def silence_ms(self) -> float:
         """How long the speaker has been silent within the current utterance (0 while they talk)."""
-        return 1000 * self._silence_run / RATE if self._speaking else 0.0
+        return 1000 * self._silence_run / MODEL_RATE if self._speaking else 0.0
 
     def current_utterance(self) -> np.ndarray:
         """Audio of the utterance in progress (for partial transcripts); empty when nobody speaks."""
@@ -73,8 +74,10 @@ class StreamingVad:
             position = self._processed
             self._processed += WINDOW
             events.extend(self._step(probability, position))
-        if not self._speaking:  # keep only what a future utterance's leading pad needs
-            keep = self.pad + WINDOW
+        if not self._speaking:
+            # Keep only what a future utterance needs: its start is dated up to min_speech (rounded up to a
+            # window) before the window that confirms it, and it gets `pad` before that.
+            keep = self.pad + self.min_speech + WINDOW + len(self._pending)
             if len(self._history) > keep:
                 self._history_start += len(self._history) - keep
                 self._history = self._history[-keep:]

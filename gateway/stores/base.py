@@ -2,7 +2,7 @@
 
 Every backend (SQLite, Redis, DynamoDB) implements exactly this; the typed stores on top of it
 (users, tokens, sessions, profiles) exist once. Semantics every backend must honour, and which
-`tests/gateway/test_record_stores.py` checks against each:
+`tests/gateway/stores/test_record_stores.py` checks against each:
 
 * `put` creates or replaces; `ttl_s` makes the record expire (expired records are invisible).
 * `get` returns the stored dict (a copy) or None.

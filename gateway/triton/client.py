@@ -13,13 +13,9 @@ from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
 from export.llm_backend import END_OF_TEXT
-from gateway.errors import ApiError, InvalidAudio, Unavailable
 from gateway.observability import TRITON_LATENCY
-
-EMBEDDING_MODEL = "voice_embedding"
-SYNTHESIS_MODEL = "synthesizer"
-CLONE_MODEL = "voice_clone"
-TRANSLATION_MODEL = "translator"
+from univoice_core import kokoro, served
+from univoice_core.errors import InvalidAudio, Unavailable, UniVoiceError
 
 
 class TritonClient:
@@ -30,24 +26,25 @@ class TritonClient:
 
     async def embed(self, samples16k: np.ndarray) -> np.ndarray:
         """One 16 kHz mono utterance -> its L2-normalised 256-d speaker embedding."""
-        result = await self._infer(EMBEDDING_MODEL, [_tensor("waveform", np.asarray(samples16k, np.float32)[None, :])])
+        waveform = _tensor("waveform", np.asarray(samples16k, np.float32)[None, :])
+        result = await self._infer(served.VOICE_EMBEDDING, [waveform])
         return result.as_numpy("embedding")[0]
 
     async def synthesize(self, tokens: np.ndarray, style: np.ndarray, speed: float = 1.0) -> np.ndarray:
-        """Kokoro: phoneme ids [T] (without the 0 pads) + style [256] -> 24 kHz float32 waveform."""
-        inputs = [*_tokens_and_speed(tokens, speed), _tensor("style", np.asarray(style, dtype=np.float32).reshape(1, 256))]
-        return (await self._infer(SYNTHESIS_MODEL, inputs)).as_numpy("audio")
+        """Kokoro: phoneme ids [T] (without the 0 pads) + style row [256] -> 24 kHz float32 waveform."""
+        inputs = [_tensor(name, value) for name, value in kokoro.request(tokens, speed, style).items()]
+        return (await self._infer(served.SYNTHESIZER, inputs)).as_numpy("audio")
 
     async def clone(self, tokens: np.ndarray, embedding: np.ndarray, statistics: np.ndarray,
                     speed: float = 1.0) -> np.ndarray:
         """The enrolled speaker's voice: phoneme ids [T] (without the 0 pads) + the profile's embedding [256]
         and voice statistics -> 24 kHz float32 waveform."""
         inputs = [
-            *_tokens_and_speed(tokens, speed),
-            _tensor("embedding", np.asarray(embedding, dtype=np.float32).reshape(256)),
+            *(_tensor(name, value) for name, value in kokoro.request(tokens, speed).items()),
+            _tensor("embedding", np.asarray(embedding, dtype=np.float32).reshape(served.EMBEDDING_DIM)),
             _tensor("statistics", np.asarray(statistics, dtype=np.float32).reshape(-1)),
         ]
-        return (await self._infer(CLONE_MODEL, inputs)).as_numpy("audio")
+        return (await self._infer(served.VOICE_CLONE, inputs)).as_numpy("audio")
 
     async def translate_stream(self, text: str, source_language: str, target_language: str,
                                context: Sequence[str] = (), style: str | None = None) -> AsyncIterator[str]:
@@ -63,7 +60,7 @@ class TritonClient:
         finished = asyncio.Event()
 
         async def requests():
-            yield {"model_name": TRANSLATION_MODEL, "inputs": inputs}
+            yield {"model_name": served.TRANSLATOR, "inputs": inputs}
             await finished.wait()  # keep the stream open until the model has sent its last piece
 
         started = time.perf_counter()
@@ -72,22 +69,22 @@ class TritonClient:
         try:
             async for result, error in responses:
                 if error is not None:
-                    raise _map_error(TRANSLATION_MODEL, error)
+                    raise _map_error(served.TRANSLATOR, error)
                 piece = result.as_numpy("piece").ravel()[0].decode("utf-8")
                 if piece == END_OF_TEXT:
                     outcome = "ok"
                     return
                 yield piece
         except InferenceServerException as error:
-            raise _map_error(TRANSLATION_MODEL, error) from None
+            raise _map_error(served.TRANSLATOR, error) from None
         except (grpc.aio.AioRpcError, grpc.aio.UsageError):  # the stream itself failed: server gone, deadline
-            raise Unavailable(f"the inference server is unreachable ({TRANSLATION_MODEL}); retry shortly",
+            raise Unavailable(f"the inference server is unreachable ({served.TRANSLATOR}); retry shortly",
                               code="triton_unavailable") from None
         finally:
             finished.set()
             if outcome != "ok":
                 responses.cancel()
-            TRITON_LATENCY.labels(model=TRANSLATION_MODEL, outcome=outcome).observe(time.perf_counter() - started)
+            TRITON_LATENCY.labels(model=served.TRANSLATOR, outcome=outcome).observe(time.perf_counter() - started)
 
     async def _infer(self, model: str, inputs):
         started = time.perf_counter()
@@ -124,17 +121,11 @@ def _strings(name: str, values: list[str]) -> InferInput:
     return _tensor(name, np.array([v.encode("utf-8") for v in values], dtype=np.object_))
 
 
-def _tokens_and_speed(tokens: np.ndarray, speed: float) -> list[InferInput]:
-    """Kokoro's phoneme ids between two 0 pads, [1, T + 2], and the speed [1]."""
-    ids = np.concatenate([[0], np.asarray(tokens, dtype=np.int64), [0]])[None, :]
-    return [_tensor("tokens", ids), _tensor("speed", np.array([speed], dtype=np.float32))]
-
-
-def _map_error(model: str, error: InferenceServerException) -> ApiError:
+def _map_error(model: str, error: InferenceServerException) -> UniVoiceError:
     status = str(error.status() or "")
     message = error.message() or str(error)
     if "UNAVAILABLE" in status or "DEADLINE" in status or "failed to connect" in message.lower():
         return Unavailable(f"the inference server is unreachable ({model}); retry shortly", code="triton_unavailable")
-    if "INVALID_ARG" in status and model == EMBEDDING_MODEL:
+    if "INVALID_ARG" in status and model == served.VOICE_EMBEDDING:
         return InvalidAudio(f"the audio was refused by the embedding model: {message}", code="invalid_audio")
     return Unavailable(f"inference failed in {model}: {message}", code="inference_failed")

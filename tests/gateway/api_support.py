@@ -12,8 +12,8 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.settings import Settings
 from gateway.local_stack import gateway_in_thread
+from gateway.settings import Settings
 
 PASSWORD = "correct horse battery"
 

@@ -9,7 +9,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.gateway.api_support import (  # noqa: F401 - fixtures shared by the API and stream tests
-    admin_headers, api, gateway_settings, live_gateway, store_api, store_settings,
+    admin_headers,
+    api,
+    gateway_settings,
+    live_gateway,
+    store_api,
+    store_settings,
 )
 
 

@@ -22,7 +22,7 @@ from gateway.audio import (
     resample,
     rms_dbfs,
 )
-from gateway.errors import InvalidAudio, PayloadTooLarge
+from univoice_core.errors import InvalidAudio, PayloadTooLarge
 
 RATES = [8000, 16000, 22050, 24000, 32000, 44100, 48000]
 MIN_S, MAX_S = 3.0, 60.0

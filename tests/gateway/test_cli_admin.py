@@ -9,8 +9,6 @@ from gateway.cli import app
 from gateway.settings import get_settings
 from tests.gateway.api_support import PASSWORD, bearer, make_client
 
-pytestmark = pytest.mark.triton
-
 
 @pytest.fixture
 def isolated_settings(tmp_path, monkeypatch, triton):

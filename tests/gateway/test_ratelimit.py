@@ -10,9 +10,10 @@ import anyio
 import pytest
 import redis.asyncio
 
-from gateway.errors import RateLimited
+from gateway.api.errors import http_headers, http_status
 from gateway.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter, make_rate_limiter
 from gateway.settings import Settings
+from univoice_core.errors import RateLimited
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SLOW = 1 / 3600  # one token an hour: nothing refills during a test
@@ -88,10 +89,10 @@ async def test_burst_then_limited(limiters):
     with pytest.raises(RateLimited) as excinfo:
         await limiter.acquire("user-1")
     error = excinfo.value
-    assert error.status == 429 and error.code == "rate_limited"
+    assert http_status(error) == 429 and error.code == "rate_limited"
     assert error.retry_after_s >= 1
     assert 55 <= error.retry_after_s <= 60  # one token per minute
-    assert error.headers["Retry-After"] == str(error.retry_after_s)
+    assert http_headers(error)["Retry-After"] == str(error.retry_after_s)
 
 
 @pytest.mark.anyio

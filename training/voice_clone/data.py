@@ -13,7 +13,6 @@ from a test speaker is ever seen by training (`benchmarks/voice_clone.py` evalua
 
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -22,14 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 
-from gateway import voice_features as vf
-from gateway.pipeline.interfaces import OUTPUT_RATE
-from gateway.pipeline.text import split_clauses
-from gateway.pipeline.voices import PASSAGE
+from univoice_core import kokoro, whisper
+from univoice_core import voice_features as vf
+from univoice_core.atomic import atomic_write
+from univoice_core.audio import MODEL_RATE, read_16k, to_model_rate
+from univoice_core.librispeech import speaker_genders
+from univoice_core.presets import PASSAGE, PresetTable, load_styles, unit
+from univoice_core.text import split_clauses
 
-EXAMPLE_FORMAT = 2  # bump when an example's content changes: cached examples are then rebuilt
+# Bump when an example's content changes: cached examples are then rebuilt. 3: transcripts decoded with the
+# gateway's Whisper settings (univoice_core.whisper.DECODING: timestamp tokens on), not text-only.
+EXAMPLE_FORMAT = 3
 SPLIT_SEED = 20261129
 TEST_PER_GENDER = 15
 VALIDATION_PER_GENDER = 6
@@ -47,12 +50,7 @@ class Speaker:
 
 def speakers(data_dir: Path) -> list[Speaker]:
     """Every speaker with a recording of at least MIN_RECORDING_S in `data_dir`, sorted by id."""
-    genders = {}
-    for line in (data_dir / "SPEAKERS.TXT").read_text().splitlines():
-        if line.startswith(";") or "|" not in line:
-            continue
-        fields = [f.strip() for f in line.split("|")]
-        genders[fields[0]] = fields[1]
+    genders = speaker_genders(data_dir)
     found = []
     for path in sorted(data_dir.glob("*.flac")):
         speaker_id = path.name.split("-")[0]
@@ -77,9 +75,7 @@ def split(all_speakers: list[Speaker]) -> dict[str, list[Speaker]]:
 
 def halves(speaker: Speaker) -> tuple[np.ndarray, np.ndarray]:
     """(enrolment, held-out): the first and second half of the speaker's recording, 16 kHz float32."""
-    samples, rate = soundfile.read(speaker.path, dtype="float32")
-    if rate != vf.SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, vf.SAMPLE_RATE)
+    samples = read_16k(speaker.path)
     middle = len(samples) // 2
     return samples[:middle], samples[middle:]
 
@@ -94,7 +90,7 @@ class Toolkit:
         import onnxruntime as ort
         from faster_whisper import WhisperModel
 
-        from gateway.pipeline.phonemes import Phonemizer
+        from univoice_core.phonemes import Phonemizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -118,14 +114,10 @@ class Toolkit:
             self._encoder = VoiceEncoder("cpu", verbose=False)
         from resemblyzer import preprocess_wav
 
-        return self._encoder.embed_utterance(preprocess_wav(samples16k, vf.SAMPLE_RATE)).astype(np.float32)
+        return self._encoder.embed_utterance(preprocess_wav(samples16k, MODEL_RATE)).astype(np.float32)
 
     def transcribe(self, samples16k: np.ndarray) -> str:
-        segments, _ = self.whisper.transcribe(
-            samples16k, language="en", beam_size=1, condition_on_previous_text=False, without_timestamps=True,
-            temperature=0.0,
-        )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        return whisper.transcribe(self.whisper, samples16k, "en")
 
     def synthesize(self, text: str, styles: np.ndarray, speed: float = 1.0) -> np.ndarray:
         """Kokoro reads `text` clause by clause (as the gateway does) -> 16 kHz float32."""
@@ -134,44 +126,20 @@ class Toolkit:
             tokens = self.phonemizer.tokens(clause, "en")
             if len(tokens) == 0:
                 continue
-            ids = np.concatenate([[0], tokens, [0]]).astype(np.int64)[None, :]
-            audio = self.kokoro.run(None, {
-                "tokens": ids, "style": styles[len(tokens) - 1][None, :].astype(np.float32),
-                "speed": np.array([speed], dtype=np.float32),
-            })[0]
-            pieces.append(np.asarray(audio, dtype=np.float32).ravel())
+            inputs = kokoro.request(tokens, speed, styles[kokoro.style_row(len(tokens))])
+            pieces.append(np.asarray(self.kokoro.run(None, inputs)[0], dtype=np.float32).ravel())
         if not pieces:
             raise ValueError(f"nothing to pronounce in {text!r}")
-        return soxr.resample(np.concatenate(pieces), OUTPUT_RATE, vf.SAMPLE_RATE).astype(np.float32)
+        return to_model_rate(np.concatenate(pieces))
 
 
-@dataclass(frozen=True)
-class PresetTable:
-    """The presets the converter starts from: their embeddings (to pick the nearest) and statistics."""
-
-    names: list[str]
-    embeddings: np.ndarray  # [P, 256] L2-normalised, reading PASSAGE
-    statistics: np.ndarray  # [P, STATISTICS_DIM] of the same audio
-
-    def nearest(self, embedding: np.ndarray) -> int:
-        return int(np.argmax(self.embeddings @ (embedding / max(np.linalg.norm(embedding), 1e-12))))
-
-    def save(self, path: Path) -> None:
-        np.savez(path, names=np.array(self.names), embeddings=self.embeddings, statistics=self.statistics)
-
-    @classmethod
-    def load(cls, path: Path) -> "PresetTable":
-        with np.load(path) as table:
-            return cls([str(n) for n in table["names"]], table["embeddings"], table["statistics"])
-
-
-def preset_table(toolkit: Toolkit, presets: dict) -> PresetTable:
+def preset_table(toolkit: Toolkit, presets: dict[str, np.ndarray]) -> PresetTable:
+    """The PresetTable of `presets` (name -> style table): each reads PASSAGE, as the gateway's presets do."""
     names = sorted(presets)
     embeddings, statistics = [], []
     for name in names:
-        audio = toolkit.synthesize(PASSAGE, presets[name].styles)
-        embedding = toolkit.embed(audio)
-        embeddings.append(embedding / np.linalg.norm(embedding))
+        audio = toolkit.synthesize(PASSAGE, presets[name])
+        embeddings.append(unit(toolkit.embed(audio)))
         statistics.append(vf.voice_statistics(audio, f0_method="dio"))  # Kokoro's speech: as voice_clone analyses it
     return PresetTable(names, np.stack(embeddings).astype(np.float32), np.stack(statistics).astype(np.float32))
 
@@ -218,12 +186,12 @@ def dtw_path(cost: np.ndarray) -> list[tuple[int, int]]:
     return path[::-1]
 
 
-def build_example(toolkit: Toolkit, speaker: Speaker, presets: dict, table: PresetTable) -> dict:
+def build_example(toolkit: Toolkit, speaker: Speaker, presets: dict[str, np.ndarray], table: PresetTable) -> dict:
     enrol, held_out = halves(speaker)
     embedding, statistics = enrolment(toolkit, enrol)
     preset = table.nearest(embedding)
     text = toolkit.transcribe(held_out)
-    synthetic = toolkit.synthesize(text, presets[table.names[preset]].styles)
+    synthetic = toolkit.synthesize(text, presets[table.names[preset]])
     source = vf.analyse(synthetic, with_aperiodicity=False)
     target = vf.analyse(held_out, with_aperiodicity=False, f0_method="harvest")  # a real recording
     match = align(source.envelope, target.envelope)
@@ -247,18 +215,14 @@ _worker: tuple[Toolkit, dict, PresetTable] | None = None
 
 def _init_worker(synthesizer_onnx: Path, whisper_dir: Path, table_path: Path) -> None:
     global _worker
-    from gateway.pipeline.voices import load_presets
-
-    _worker = (Toolkit(synthesizer_onnx, whisper_dir), load_presets(), PresetTable.load(table_path))
+    _worker = (Toolkit(synthesizer_onnx, whisper_dir), load_styles(), PresetTable.load(table_path))
 
 
 def _build_cached(speaker: Speaker, cache_dir: Path) -> Path:
     path = cache_dir / f"{speaker.id}.npz"
     toolkit, presets, table = _worker
     example = build_example(toolkit, speaker, presets, table)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-    np.savez(temporary, **example)
-    temporary.replace(path)
+    atomic_write(path, lambda file: np.savez(file, **example))
     return path
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gateway import voice_features as vf
+from univoice_core import voice_features as vf
+from univoice_core.served import EMBEDDING_DIM
 
-EMBEDDING_DIM = 256
 INPUT_LIMIT = 5.0  # stds
 RESIDUAL_LIMIT = 2.0  # stds: the most the network may move a coefficient from the statistics mapping
 SPEECH_GATE_STDS = 2.5  # frames quieter than the voice's mean loudness by more than this are left alone
@@ -90,8 +90,7 @@ class VoiceConverter(nn.Module):
 
 
 def _envelope_moments(statistics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    dim = vf.ENVELOPE_DIM
-    return statistics[:, None, 2 : 2 + dim], statistics[:, None, 2 + dim : 2 + 2 * dim]
+    return statistics[:, None, vf.ENVELOPE_MEANS], statistics[:, None, vf.ENVELOPE_STDS]
 
 
 def save(model: VoiceConverter, path, extra: dict) -> None:

@@ -22,31 +22,24 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gateway import voice_features as vf
-from gateway.settings import REPO_ROOT, get_settings
 from training.voice_clone import data
+from univoice_core import config, served
+from univoice_core import voice_features as vf
+from univoice_core.presets import PresetTable, load_styles
+from univoice_core.whisper import whisper_model_dir
 
-CHECKPOINT_DIR = REPO_ROOT / "training" / "voice_clone" / "checkpoint"
-CHECKPOINT = "voice_converter.pt"
+CHECKPOINT_DIR, CHECKPOINT = config.VOICE_CONVERTER_CHECKPOINT.parent, config.VOICE_CONVERTER_CHECKPOINT.name
 SEED = 20261129
 CHUNK_FRAMES = 160
 
 
 def synthesizer_onnx() -> Path:
-    from export.repository import ModelRepository
-
-    repository = ModelRepository(REPO_ROOT / "model_repository")
-    latest = repository.latest("synthesizer")
-    if latest is None:
-        raise FileNotFoundError("no synthesizer version in model_repository/: run `make models` first")
-    return repository.info("synthesizer", latest).path / "model.onnx"
+    """Kokoro's ONNX file as `make models` materialised it (the newest synthesizer version)."""
+    return served.latest_version(config.MODEL_REPOSITORY / served.SYNTHESIZER) / "model.onnx"
 
 
-def prepare(quick: bool, train_speakers: int | None, workers: int, build_dir: Path) -> tuple[list, list, data.PresetTable]:
-    from gateway.pipeline.stt import whisper_model_dir
-    from gateway.pipeline.voices import load_presets
-
-    parts = data.split(data.speakers(get_settings().data_dir))
+def prepare(quick: bool, train_speakers: int | None, workers: int, build_dir: Path) -> tuple[list, list, PresetTable]:
+    parts = data.split(data.speakers(config.data_dir()))
     train, validation = parts["train"], parts["validation"]
     if quick:  # a few of each gender: proves the pipeline, not the quality
         train = _per_gender(train, 3)
@@ -59,9 +52,9 @@ def prepare(quick: bool, train_speakers: int | None, workers: int, build_dir: Pa
     table_path = work / "presets.npz"
     if not table_path.exists():
         print("reading the passage with every preset (embeddings + statistics) ...", flush=True)
-        table = data.preset_table(data.Toolkit(onnx, whisper, threads=2), load_presets())
+        table = data.preset_table(data.Toolkit(onnx, whisper, threads=2), load_styles())
         table.save(table_path)
-    table = data.PresetTable.load(table_path)
+    table = PresetTable.load(table_path)
     cache = work / f"examples-v{data.EXAMPLE_FORMAT}-{_digest(table_path)}"
     chosen = train + validation
     built = data.examples(chosen, cache, onnx, whisper, table_path, workers, tqdm)
@@ -78,7 +71,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def train(examples: list[dict], validation: list[dict], table: data.PresetTable, steps: int, batch: int,
+def train(examples: list[dict], validation: list[dict], table: PresetTable, steps: int, batch: int,
           seed: int) -> tuple[object, dict]:
     import torch
 
@@ -121,7 +114,7 @@ def train(examples: list[dict], validation: list[dict], table: data.PresetTable,
     return model.eval(), {"validation_l1_statistics_mapping": baseline, "validation_l1_best": best, "history": history}
 
 
-def _tensors(examples: list[dict], table: data.PresetTable, pieces: list[tuple[int, int, int]]):
+def _tensors(examples: list[dict], table: PresetTable, pieces: list[tuple[int, int, int]]):
     """Chunks (example, start, stop) of equal length -> model inputs, targets and masks as tensors."""
     import torch
 
@@ -156,7 +149,7 @@ def _loss(model, source, source_stats, target_stats, embedding, target, mask, re
     return (error * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def validation_l1(model, validation: list[dict], table: data.PresetTable, residual: bool = True) -> float:
+def validation_l1(model, validation: list[dict], table: PresetTable, residual: bool = True) -> float:
     import torch
 
     model.eval()
@@ -197,13 +190,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="processes making parallel data")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"checkpoint folder (default {CHECKPOINT_DIR.relative_to(REPO_ROOT)}; --quick: .build)")
+                        help=f"checkpoint folder (default {CHECKPOINT_DIR.relative_to(config.REPO_ROOT)}; "
+                             "--quick: .build)")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    out = args.out or (settings.build_dir / "voice_clone" / "quick" if args.quick else CHECKPOINT_DIR)
+    build_dir = config.build_dir()
+    out = args.out or (build_dir / "voice_clone" / "quick" if args.quick else CHECKPOINT_DIR)
     steps = args.steps or (60 if args.quick else 2500)
     started = time.time()
-    examples, validation, table = prepare(args.quick, args.train_speakers, args.workers, settings.build_dir)
+    examples, validation, table = prepare(args.quick, args.train_speakers, args.workers, build_dir)
     prepared = time.time()
     model, figures = train(examples, validation, table, steps, args.batch, SEED)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from gateway.accounts import IssuedTokens
 from gateway.api.deps import Services, principal, services
-from gateway.errors import Forbidden
 from gateway.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, RefreshRequest, SignupRequest, TokenPair, UserOut
 from gateway.security import Principal
+from univoice_core.errors import Forbidden
 
 router = APIRouter(prefix="/v1", tags=["auth"])
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from gateway.errors import NotFound
+from univoice_core.errors import NotFound
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 # An explicit list, so that nothing else in the package can be fetched through this route.

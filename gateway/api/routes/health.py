@@ -7,11 +7,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.deps import Services, require, services
-from gateway.errors import ApiError
 from gateway.observability import REGISTRY
 from gateway.schemas import Readiness
 from gateway.security import SCOPE_MODELS_ADMIN, Principal
-from export.specs import SERVED_MODELS
+from univoice_core.errors import UniVoiceError
+from univoice_core.served import SERVED_MODELS
 
 router = APIRouter(tags=["operations"])
 
@@ -29,7 +29,7 @@ async def readyz(svc: Services = Depends(services)) -> JSONResponse:
         states = await svc.triton.model_states()
         for model in SERVED_MODELS:
             checks[f"triton:{model}"] = states.get(model, "NOT_LOADED")
-    except ApiError as error:
+    except UniVoiceError as error:
         checks["triton"] = error.message
     for name, probe in (("store", svc.store.ping), ("blobs", svc.blobs.ping)):
         try:

@@ -14,20 +14,27 @@ import logging
 import time
 
 import numpy as np
-import soxr
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gateway.api.deps import Services, authenticate
 from gateway.api.stream_protocol import (
-    PROTOCOL_VERSION, AuthMessage, ConfigMessage, FlushMessage, PingMessage, StopMessage, audio_frame,
+    PROTOCOL_VERSION,
+    AuthMessage,
+    ConfigMessage,
+    FlushMessage,
+    PingMessage,
+    StopMessage,
+    audio_frame,
+    event_message,
     parse_client_message,
 )
 from gateway.audio import pcm16_to_float
-from gateway.errors import ApiError, BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from gateway.observability import ACTIVE_SESSIONS, correlation_id, log_event
-from gateway.pipeline.live import OUTPUT_RATE, Event, LiveSettings, LiveTranslation
-from gateway.pipeline.vad import RATE, StreamingVad
+from gateway.pipeline.factory import StreamRequest, start_live_translation
+from gateway.pipeline.live import Event, LiveTranslation
 from gateway.security import SCOPE_STREAM, Principal
+from univoice_core.audio import OUTPUT_RATE
+from univoice_core.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UniVoiceError
 
 router = APIRouter()
 log = logging.getLogger("univoice.stream")
@@ -37,7 +44,7 @@ CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_CONFLICT, CLOSE_TIME
 
 
 class CloseStream(Exception):
-    def __init__(self, code: int, error: ApiError):
+    def __init__(self, code: int, error: UniVoiceError):
         super().__init__(error.message)
         self.code, self.error = code, error
 
@@ -64,15 +71,14 @@ class StreamConnection:
         self.principal: Principal | None = None
         self.expires_at: float | None = None
         self.pipeline: LiveTranslation | None = None
-        self.resampler = None
         self.started = time.monotonic()
         self.received_seconds = 0.0
 
     # --- outgoing ----------------------------------------------------------------------------------
     async def send_event(self, event: Event) -> None:
-        await self.outbox.put(("json", event.as_json()))
+        await self.outbox.put(("json", event_message(event)))
 
-    async def send_error(self, error: ApiError, **fields) -> None:
+    async def send_error(self, error: UniVoiceError, **fields) -> None:
         await self.send_event(Event("error", {"code": error.code, "message": error.message, **fields}))
 
     async def send_audio(self, samples: np.ndarray) -> bool:
@@ -107,7 +113,7 @@ class StreamConnection:
             close_code = None
         except Exception:
             log.exception("stream %s failed", self.session_id)
-            await self.send_error(ApiError("the stream failed on the server; reconnect", code="internal_error"))
+            await self.send_error(UniVoiceError("the stream failed on the server; reconnect", code="internal_error"))
             close_code, reason = CLOSE_INTERNAL, "internal_error"
         finally:
             if self.pipeline is not None:
@@ -171,35 +177,23 @@ class StreamConnection:
                 await self.send_error(error)  # e.g. an unknown profile: the client may send a corrected config
 
     async def _start_pipeline(self, config: ConfigMessage) -> None:
-        owner = self.principal.subject
-        session = await self.services.sessions.get(owner, self.session_id)
-        if session["state"] in ("closed", "expired"):
-            raise CloseStream(CLOSE_CONFLICT, ApiError(f"the session is {session['state']}; create a new one",
-                                                       code="session_ended"))
-        profile_id = config.voice_profile_id or session["voice_profile_id"]
-        embedding, statistics = await self.services.profiles.voice(owner, profile_id) if profile_id else (None, None)
-        source = config.source_language or session["source_language"]
-        target = config.target_language or session["target_language"]
-        audio = config.audio.model_dump() if config.audio else session["audio_format"]
-        speech = self.services.speech
-        voice = await speech.voice_for(embedding, statistics)
-        self.input_rate = int(audio["sample_rate"])
-        self.resampler = None if self.input_rate == RATE else soxr.ResampleStream(self.input_rate, RATE, 1, dtype="float32")
-        vad = StreamingVad(min_silence_ms=self.limits.vad_min_silence_ms, max_utterance_s=self.limits.stream_max_utterance_s)
-
-        async def persist(transcript: str, translation: str, timings: dict) -> None:
-            await self.services.sessions.append_utterance(owner, self.session_id, transcript, translation, timings)
-
-        self.pipeline = LiveTranslation(
-            LiveSettings(source, target, voice, partial_interval_s=self.limits.stream_partial_interval_s),
-            transcriber=speech.transcriber, translator=speech.translator(source, target),
-            synthesizer=speech.synthesizer, vad=vad, emit=self.send_event, emit_audio=self.send_audio,
-            on_utterance=persist,
-        )
-        await self.services.sessions.activate(owner, self.session_id)
+        try:
+            self.pipeline = await start_live_translation(
+                StreamRequest(self.principal.subject, self.session_id, config.voice_profile_id,
+                              config.source_language, config.target_language,
+                              config.audio.sample_rate if config.audio else None),
+                settings=self.limits, sessions=self.services.sessions, profiles=self.services.profiles,
+                speech=self.services.speech, emit=self.send_event, emit_audio=self.send_audio)
+        except Conflict as error:
+            if error.code == "session_ended":
+                raise CloseStream(CLOSE_CONFLICT, error) from None
+            raise
+        live = self.pipeline.settings
+        self.input_rate = live.input_rate
         await self.send_event(Event("ready", {
             "protocol": PROTOCOL_VERSION, "session_id": self.session_id,
-            "source_language": source, "target_language": target, "voice": voice.name,
+            "source_language": live.source_language, "target_language": live.target_language,
+            "voice": live.voice.name,
             "input": {"encoding": "pcm16", "sample_rate": self.input_rate, "channels": 1},
             "output": {"encoding": "pcm16", "sample_rate": OUTPUT_RATE, "channels": 1, "header": "uint32 sequence, big-endian"},
             "limits": {"max_frame_bytes": self.limits.stream_max_frame_bytes,
@@ -235,7 +229,7 @@ class StreamConnection:
             else:
                 await self.pipeline.flush()
         elif isinstance(message, StopMessage):
-            raise CloseStream(CLOSE_NORMAL, ApiError("stopped before the stream was configured", code="stopped"))
+            raise CloseStream(CLOSE_NORMAL, UniVoiceError("stopped before the stream was configured", code="stopped"))
 
     async def _audio(self, frame: bytes) -> None:
         if len(frame) > self.limits.stream_max_frame_bytes:
@@ -245,16 +239,14 @@ class StreamConnection:
             return
         try:
             samples = pcm16_to_float(frame)
-        except ApiError as error:
+        except UniVoiceError as error:
             await self.send_error(error)
             return
         self.received_seconds += len(samples) / self.input_rate
         if time.monotonic() - self.started > self.limits.stream_max_session_s:
-            raise CloseStream(CLOSE_POLICY, ApiError(
+            raise CloseStream(CLOSE_POLICY, UniVoiceError(
                 f"streams are limited to {self.limits.stream_max_session_s} s; reconnect to continue",
                 code="session_limit"))
-        if self.resampler is not None:
-            samples = self.resampler.resample_chunk(samples)
         await self.pipeline.push(samples)
 
     async def _next_message(self, timeout: float) -> bytes | object | None:
@@ -268,13 +260,13 @@ class StreamConnection:
                 raise CloseStream(CLOSE_UNAUTHORIZED, Unauthorized(
                     'the access token expired; send {"type": "auth", "token": ...} before it does',
                     code="token_expired")) from None
-            raise CloseStream(CLOSE_TIMEOUT, ApiError(f"no message for {timeout:.0f} s", code="idle_timeout")) from None
+            raise CloseStream(CLOSE_TIMEOUT, UniVoiceError(f"no message for {timeout:.0f} s", code="idle_timeout")) from None
         if raw["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(raw.get("code", 1000))
         if raw.get("bytes") is not None:
             return raw["bytes"]
         try:
             return parse_client_message(raw.get("text") or "")
-        except ApiError as error:
+        except UniVoiceError as error:
             await self.send_error(error)
             return None

@@ -4,7 +4,7 @@ BLS over three steps, per request (one clause):
 
 1. `synthesizer` (Kokoro) reads the phonemes with the preset nearest to the speaker embedding, the
    converter's starting point (the table of presets ships with the `voice_converter` version);
-2. WORLD analysis at 16 kHz (F0, coded spectral envelope, aperiodicity; `gateway.voice_features`);
+2. WORLD analysis at 16 kHz (F0, coded spectral envelope, aperiodicity; `univoice_core.voice_features`);
 3. `voice_converter` (the trained ONNX model) maps the preset's envelope to the speaker's. The envelope
    is cut into fixed-size chunks with context on both sides (wider than the converter's receptive
    field, so the stitched result equals converting the whole clause), which lets Triton's dynamic
@@ -13,22 +13,26 @@ BLS over three steps, per request (one clause):
    24 kHz at the loudness Kokoro produced.
 
 The speech is band-limited to 8 kHz: the target envelope is learnt from 16 kHz enrolment audio.
+Besides numpy it imports only `univoice_core` (the Triton image copies that package alone).
 """
 
 from pathlib import Path
 
 import numpy as np
+import soxr
+
+from univoice_core import kokoro, served
+from univoice_core import voice_features as vf
+from univoice_core.audio import MODEL_RATE, OUTPUT_RATE, to_model_rate
+from univoice_core.presets import PRESET_TABLE, PresetTable, load_styles
 
 try:  # only inside Triton; tests import the functions below directly
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover
     pb_utils = None
 
-OUTPUT_RATE = 24_000
-EMBEDDING_DIM = 256
 CHUNK_FRAMES = 128  # converted frames per chunk (0.64 s)
 CONTEXT_FRAMES = 16  # on each side; the converter sees 12 at most
-MAX_TOKENS = 510  # Kokoro's context
 
 
 def chunk(envelope, core=CHUNK_FRAMES, context=CONTEXT_FRAMES):
@@ -44,24 +48,20 @@ def unchunk(chunks, frames, core=CHUNK_FRAMES, context=CONTEXT_FRAMES):
     return np.concatenate([c[context : context + core] for c in chunks])[:frames]
 
 
-def style_row(token_count):
-    """Kokoro's style row for a request of `token_count` ids including the two 0 pads."""
-    return token_count - 3
-
-
-def validate(tokens, embedding, statistics, speed, statistics_dim):
+def validate(tokens, embedding, statistics, speed):
     if tokens.ndim != 2 or tokens.shape[0] != 1:
         return f"tokens must have shape [1, T], got {list(tokens.shape)}"
-    if not 3 <= tokens.shape[1] <= MAX_TOKENS + 2:
-        return f"tokens must hold 1..{MAX_TOKENS} phoneme ids between two 0 pads, got {tokens.shape[1]} values"
-    if embedding.shape != (EMBEDDING_DIM,) or not np.isfinite(embedding).all() or not np.any(embedding):
-        return f"embedding must be {EMBEDDING_DIM} finite values, not all zero (a voice_embedding output)"
-    if statistics.shape != (statistics_dim,) or not np.isfinite(statistics).all():
-        return f"statistics must be {statistics_dim} finite values (a voice profile's statistics)"
-    if np.any(statistics[1:2] <= 0) or np.any(statistics[2 + (statistics_dim - 2) // 2 :] <= 0):
+    if not 3 <= tokens.shape[1] <= kokoro.MAX_TOKENS + 2:
+        return (f"tokens must hold 1..{kokoro.MAX_TOKENS} phoneme ids between two 0 pads, "
+                f"got {tokens.shape[1]} values")
+    if embedding.shape != (served.EMBEDDING_DIM,) or not np.isfinite(embedding).all() or not np.any(embedding):
+        return f"embedding must be {served.EMBEDDING_DIM} finite values, not all zero (a voice_embedding output)"
+    if statistics.shape != (vf.STATISTICS_DIM,) or not np.isfinite(statistics).all():
+        return f"statistics must be {vf.STATISTICS_DIM} finite values (a voice profile's statistics)"
+    if np.any(statistics[1:2] <= 0) or np.any(statistics[vf.ENVELOPE_STDS] <= 0):
         return "statistics hold non-positive standard deviations: re-enrol the voice profile"
-    if speed.shape != (1,) or not 0.5 <= float(speed[0]) <= 2.0:
-        return "speed must be one value in 0.5..2.0"
+    if speed.shape != (1,) or not kokoro.MIN_SPEED <= float(speed[0]) <= kokoro.MAX_SPEED:
+        return f"speed must be one value in {kokoro.MIN_SPEED}..{kokoro.MAX_SPEED}"
     return None
 
 
@@ -77,28 +77,12 @@ def match_loudness(audio, reference):
     return (audio * gain).astype(np.float32)
 
 
-def latest_version(model_dir):
-    versions = [int(p.name) for p in Path(model_dir).iterdir() if p.is_dir() and p.name.isdigit()]
-    if not versions:
-        raise FileNotFoundError(f"no version of {Path(model_dir).name} in {model_dir}: run `univoice models build`")
-    return Path(model_dir) / str(max(versions))
-
-
 class TritonPythonModel:
     def initialize(self, args):
-        import soxr
-
-        from gateway import voice_features
-        from gateway.pipeline.voices import load_presets
-
-        self.vf, self.soxr = voice_features, soxr
         repository = Path(args["model_repository"]).parent
-        with np.load(latest_version(repository / "voice_converter") / "presets.npz") as table:
-            self.preset_names = [str(n) for n in table["names"]]
-            self.preset_embeddings = table["embeddings"].astype(np.float32)
-            self.preset_statistics = table["statistics"].astype(np.float32)
-        styles = load_presets()
-        self.styles = [styles[name].styles for name in self.preset_names]
+        self.table = PresetTable.load(served.latest_version(repository / served.VOICE_CONVERTER) / PRESET_TABLE)
+        styles = load_styles()
+        self.styles = [styles[name] for name in self.table.names]
 
     def execute(self, requests):
         return [self._one(request) for request in requests]
@@ -109,21 +93,21 @@ class TritonPythonModel:
 
         tokens, embedding, statistics, speed = tensor("tokens"), tensor("embedding"), tensor("statistics"), tensor("speed")
         embedding, statistics = embedding.reshape(-1), statistics.reshape(-1)
-        problem = validate(tokens, embedding, statistics, speed, self.vf.STATISTICS_DIM)
+        problem = validate(tokens, embedding, statistics, speed)
         if problem:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(problem))
-        preset = int(np.argmax(self.preset_embeddings @ (embedding / np.linalg.norm(embedding))))
-        style = self.styles[preset][style_row(tokens.shape[1])][None, :].astype(np.float32)
-        spoken = self._call("synthesizer", {"tokens": tokens.astype(np.int64), "style": style,
-                                             "speed": speed.astype(np.float32)}, "audio")
+        preset = self.table.nearest(embedding)
+        ids = tokens[0, 1:-1]  # the client's ids, without the pads the request adds again
+        style = self.styles[preset][kokoro.style_row(len(ids))]
+        spoken = self._call(served.SYNTHESIZER, kokoro.request(ids, speed, style), "audio")
         if isinstance(spoken, str):
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"synthesizer failed: {spoken}"))
         spoken = spoken.reshape(-1)
-        source_statistics = self.preset_statistics[preset]
-        features = self.vf.analyse(self.soxr.resample(spoken, OUTPUT_RATE, self.vf.SAMPLE_RATE))
+        source_statistics = self.table.statistics[preset]
+        features = vf.analyse(to_model_rate(spoken))
         windows = chunk(features.envelope.astype(np.float32))
         count = len(windows)
-        converted = self._call("voice_converter", {
+        converted = self._call(served.VOICE_CONVERTER, {
             "envelope": windows,
             "source_statistics": np.repeat(source_statistics[None], count, axis=0),
             "target_statistics": np.repeat(statistics[None].astype(np.float32), count, axis=0),
@@ -132,9 +116,9 @@ class TritonPythonModel:
         if isinstance(converted, str):
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"voice_converter failed: {converted}"))
         envelope = unchunk(converted, len(features.envelope))
-        f0 = self.vf.map_f0(features.f0, source_statistics, statistics)
-        speech = self.vf.synthesise(f0, envelope, features.aperiodicity)
-        audio = match_loudness(self.soxr.resample(speech, self.vf.SAMPLE_RATE, OUTPUT_RATE), spoken)
+        f0 = vf.map_f0(features.f0, source_statistics, statistics)
+        speech = vf.synthesise(f0, envelope, features.aperiodicity)
+        audio = match_loudness(soxr.resample(speech, MODEL_RATE, OUTPUT_RATE), spoken)
         return pb_utils.InferenceResponse([pb_utils.Tensor("audio", audio.astype(np.float32))])
 
     @staticmethod

@@ -4,7 +4,8 @@ Reproduces resemblyzer's `VoiceEncoder.embed_utterance` on a volume-normalised w
 resemblyzer's -30 dBFS increase-only normalisation, its non-log 40-band Slaney mel spectrogram
 (n_fft 400, hop 160, centred, zero padded), its partial slicing (160-frame partials at 1.3 per
 second, the last kept at >= 75 % coverage), the `speaker_encoder` network on every partial, and
-the L2-normalised mean of the partial embeddings. numpy only, so it also runs in the NGC image.
+the L2-normalised mean of the partial embeddings. numpy (and univoice_core's constants) only, so it also
+runs in the NGC image.
 
 Why BLS and not an ensemble: each utterance yields a different number of partials, and the
 python-backend round trip per request costs more than the encoder itself on a CPU. Here the
@@ -14,21 +15,22 @@ dynamic batcher hands over many utterances (ragged lengths) at once; their parti
 
 import numpy as np
 
+from univoice_core import served
+from univoice_core.audio import MODEL_RATE
+
 try:  # only inside Triton; tests import the functions below directly
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover
     pb_utils = None
 
-SAMPLE_RATE = 16_000
 N_FFT = 400
 HOP = 160
-N_MELS = 40
 PARTIAL_FRAMES = 160
 PARTIALS_PER_SECOND = 1.3
 MIN_COVERAGE = 0.75
 TARGET_DBFS = -30.0
-MIN_SAMPLES = SAMPLE_RATE // 10  # 0.1 s
-MAX_SAMPLES = 90 * SAMPLE_RATE  # at most 115 partials: one utterance always fits one encoder batch
+MIN_SAMPLES = MODEL_RATE // 10  # 0.1 s
+MAX_SAMPLES = 90 * MODEL_RATE  # at most 115 partials: one utterance always fits one encoder batch
 ENCODER_MAX_BATCH = 128
 
 
@@ -46,7 +48,7 @@ def _mel_to_hz(mel):
     return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
-def mel_filterbank(sample_rate=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS):
+def mel_filterbank(sample_rate=MODEL_RATE, n_fft=N_FFT, n_mels=served.MEL_CHANNELS):
     """Slaney-style, Slaney-normalised triangular filters (librosa.filters.mel defaults)."""
     fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     mel_freqs = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2))
@@ -84,7 +86,7 @@ def normalize_volume(wav, target_dbfs=TARGET_DBFS):
 def partial_slices(n_samples):
     """Frame ranges of the 160-frame partials covering `n_samples` (resemblyzer's rule)."""
     n_frames = int(np.ceil((n_samples + 1) / HOP))
-    step = int(np.round((SAMPLE_RATE / PARTIALS_PER_SECOND) / HOP))
+    step = int(np.round((MODEL_RATE / PARTIALS_PER_SECOND) / HOP))
     starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + step + 1), step))
     last_start = starts[-1] * HOP
     coverage = (n_samples - last_start) / (PARTIAL_FRAMES * HOP)
@@ -153,7 +155,7 @@ class TritonPythonModel:
         for group in encoder_batches([len(rows[i][1]) for i in range(len(rows))]):
             mel = np.concatenate([rows[i][1] for i in group])
             result = pb_utils.InferenceRequest(
-                model_name="speaker_encoder", requested_output_names=["embedding"],
+                model_name=served.SPEAKER_ENCODER, requested_output_names=["embedding"],
                 inputs=[pb_utils.Tensor("mel", mel)],
             ).exec()
             if result.has_error():

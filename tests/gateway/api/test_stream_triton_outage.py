@@ -1,0 +1,76 @@
+"""Triton dies mid-utterance: the client gets an error event, the stream survives, and the next
+utterance is translated once Triton is back. Uses a private Triton so the shared one stays up."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import numpy as np
+import websocket
+
+from gateway.audio import float_to_pcm16
+from gateway.local_stack import copy_repository, gateway_in_thread
+from gateway.settings import get_settings
+from gateway.triton.launcher import TritonServer, free_port
+from tests.gateway.api.test_stream import login, new_session, next_json
+from univoice_core.served import SERVED_MODELS
+
+
+def send_speech(ws, samples: np.ndarray) -> None:
+    padded = np.concatenate([samples, np.zeros(16_000, np.float32)])  # trailing silence ends the utterance
+    for start in range(0, len(padded), 1600):
+        ws.send_binary(float_to_pcm16(padded[start : start + 1600]))
+
+
+def events_until(ws, predicate, timeout_s: float = 120) -> list[dict]:
+    events, deadline = [], time.monotonic() + timeout_s
+    ws.settimeout(timeout_s)
+    while time.monotonic() < deadline:
+        event = next_json(ws)
+        events.append(event)
+        if predicate(event) or event["type"] == "closed":
+            return events
+    raise AssertionError(f"timed out; got {[e['type'] for e in events]}")
+
+
+def test_triton_outage_fails_one_utterance_and_the_stream_recovers(gateway_settings, utterances, tmp_path):
+    repository = copy_repository(get_settings().model_repository, tmp_path / "model_repository")
+    ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+    triton = TritonServer(repository=repository, **ports).start()
+    triton.load(SERVED_MODELS)
+    settings = gateway_settings.model_copy(update={"triton_grpc_port": ports["grpc_port"],
+                                                   "triton_http_port": ports["http_port"]})
+    try:
+        with gateway_in_thread(settings) as (base, _):
+            tokens = login(base, "outage")
+            url = base.replace("http://", "ws://") + f"/v1/sessions/{new_session(base, tokens)}/stream"
+            ws = websocket.create_connection(url, header=[f"Authorization: Bearer {tokens['access_token']}"])
+            ws.send(json.dumps({"type": "config"}))
+            assert next_json(ws)["type"] == "ready"
+
+            send_speech(ws, utterances[0][1][: 16_000 * 3])
+            events = events_until(ws, lambda e: e["type"] == "vad" and e["state"] == "end")
+            triton.stop(timeout_s=0.1)  # killed while the utterance is being transcribed
+            events += events_until(ws, lambda e: e["type"] in ("error", "audio_end"))
+            error = events[-1]
+            assert error["type"] == "error", [e["type"] for e in events]
+            assert error["code"] in ("triton_unavailable", "inference_failed") and error["utterance_id"]
+
+            triton = TritonServer(repository=repository, **ports).start()
+            triton.load(SERVED_MODELS)
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{base}/readyz").status_code != 200:  # the gateway reconnects to Triton
+                assert time.monotonic() < deadline, "the gateway never saw Triton again"
+                time.sleep(1)
+
+            ws.send(json.dumps({"type": "ping", "id": "still-there"}))
+            send_speech(ws, utterances[1][1][: 16_000 * 3])
+            events = events_until(ws, lambda e: e["type"] == "audio_end")
+            assert any(e["type"] == "translation" and e["text"] for e in events)
+            assert {"type": "pong", "id": "still-there"} in events
+            ws.send(json.dumps({"type": "stop"}))
+            assert events_until(ws, lambda e: e["type"] == "stopped")[-1]["type"] == "stopped"
+    finally:
+        triton.stop()
