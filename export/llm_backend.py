@@ -20,6 +20,7 @@ baseline the benchmark compares against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -80,8 +81,9 @@ def lower_priority(increment: int) -> None:
     if increment <= 0:
         return
     for task in os.listdir("/proc/self/task"):
-        tid = int(task)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            tid = int(task)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
 
 
 class TritonPythonModel:  # pragma: no cover - runs inside Triton; tests drive it through the server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -16,8 +17,19 @@ from gateway.settings import get_settings
 from univoice_core.served import SERVED_MODELS
 
 app = typer.Typer(help="UniVoice: real-time voice translation in the speaker's own voice.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 console = Console()
+
+
+def _models_settings() -> None:
+    """`univoice models` serves the same repository and Triton as the gateway: export reads them from the
+    environment (univoice_core.config), so the settings (.env, SSM) are put there first."""
+    settings = get_settings()
+    for name, value in (("MODEL_REPOSITORY", settings.model_repository), ("TRITON_HOST", settings.triton_host),
+                        ("TRITON_HTTP_PORT", settings.triton_http_port)):
+        os.environ.setdefault(f"UNIVOICE_{name}", str(value))
+
+
+app.add_typer(models_app, name="models", callback=_models_settings)
 
 
 def _start_triton(gpu: bool):

@@ -1,4 +1,4 @@
-"""One bounded pool for CPU work on the request path (resampling, the VAD, decoding).
+"""One bounded pool for CPU work on the request path (a stream's resampling and VAD; more to move here).
 
 Apart from asyncio's default executor, which serves blocking I/O (SQLite, boto3): CPU work never waits behind a
 slow call there, and a burst of it queues here instead of stalling the event loop.

@@ -99,6 +99,37 @@ def test_the_models_triton_runs_import_only_the_core():
     assert sorted(outside) == []
 
 
+def _module_level_imports(path: Path) -> frozenset[str]:
+    """What importing `path` imports at once (not inside functions, not under TYPE_CHECKING)."""
+    found = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return frozenset(found)
+
+
+def test_what_the_triton_models_load_of_the_core_needs_only_numpy_soxr_and_pyworld():
+    """The Triton image has numpy, soxr and pyworld but no soundfile: a module-level import of anything else in a
+    core module the models load would break them at load time, not in any test without Triton."""
+    allowed = {"numpy", "soxr", "pyworld", "univoice_core", "__future__"} | set(sys.stdlib_module_names)
+    pending = [path for path in [*_files("model_repository"), *(ROOT / p for p in TRITON_RUNNERS)]]
+    seen, problems = set(), []
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in _module_level_imports(path):
+            if _top(module) == "univoice_core":
+                target = ROOT / Path(*module.split("."))
+                pending += [p for p in (target.with_suffix(".py"), target / "__init__.py") if p.is_file()]
+            elif path.is_relative_to(ROOT / "univoice_core") and _top(module) not in allowed:
+                problems.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert sorted(problems) == []
+
+
 def test_nothing_imports_the_benchmarks():
     assert [f for package in PACKAGES if package != "benchmarks" for f in _importing(package, {"benchmarks"})] == []
 

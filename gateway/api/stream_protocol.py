@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gateway.audio import float_to_pcm16, pcm16_to_float
-from gateway.pipeline.live import Event
 from gateway.schemas import AudioFormat, LanguageCode
 from univoice_core.errors import BadRequest
+
+if TYPE_CHECKING:
+    from gateway.pipeline.live import Event
 
 PROTOCOL_VERSION = 1
 AUDIO_HEADER = struct.Struct(">I")  # server -> client binary frames: uint32 sequence number, then PCM16 LE

@@ -44,6 +44,7 @@ async def start_live_translation(request: StreamRequest, *, settings: Settings, 
     async def persist(transcript: str, translation: str, timings: dict) -> None:
         await sessions.append_utterance(owner, session_id, transcript, translation, timings)
 
+    await sessions.activate(owner, session_id)  # before the pipeline's worker starts: nothing to clean up if it fails
     pipeline = LiveTranslation(
         LiveSettings(source, target, voice, partial_interval_s=settings.stream_partial_interval_s,
                      input_rate=request.input_rate or int(session["audio_format"]["sample_rate"])),
@@ -51,5 +52,4 @@ async def start_live_translation(request: StreamRequest, *, settings: Settings, 
         vad=StreamingVad(min_silence_ms=settings.vad_min_silence_ms, max_utterance_s=settings.stream_max_utterance_s),
         emit=emit, emit_audio=emit_audio, on_utterance=persist,
     )
-    await sessions.activate(owner, session_id)
     return pipeline

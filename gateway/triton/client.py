@@ -99,12 +99,17 @@ class TritonClient:
             TRITON_LATENCY.labels(model=model, outcome=outcome).observe(time.perf_counter() - started)
 
     async def model_states(self) -> dict[str, str]:
-        """Model name -> state (READY, UNAVAILABLE, ...) for the latest loaded versions."""
+        """Model name -> state (READY, UNAVAILABLE, ...): READY when any version is (after a rollback the index
+        also lists the retired version, UNAVAILABLE)."""
         try:
             index = await self._client.get_model_repository_index(as_json=True)
         except InferenceServerException as error:
             raise _map_error("repository", error) from None
-        return {m["name"]: m.get("state", "UNKNOWN") for m in index.get("models", []) if m.get("version")}
+        states: dict[str, str] = {}
+        for model in index.get("models", []):
+            if model.get("version") and states.get(model["name"]) != "READY":
+                states[model["name"]] = model.get("state", "UNKNOWN")
+        return states
 
     async def close(self) -> None:
         await self._client.close()

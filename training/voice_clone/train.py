@@ -35,7 +35,7 @@ CHUNK_FRAMES = 160
 
 def synthesizer_onnx() -> Path:
     """Kokoro's ONNX file as `make models` materialised it (the newest synthesizer version)."""
-    return served.latest_version(config.MODEL_REPOSITORY / served.SYNTHESIZER) / "model.onnx"
+    return served.latest_version(config.model_repository() / served.SYNTHESIZER) / "model.onnx"
 
 
 def prepare(quick: bool, train_speakers: int | None, workers: int, build_dir: Path) -> tuple[list, list, PresetTable]:
