@@ -19,7 +19,7 @@ from gateway.triton.client import TritonClient
 from univoice_core import whisper
 from univoice_core.librispeech import speaker_genders
 from univoice_core.phonemes import Phonemizer
-from univoice_core.text import split_clauses
+from univoice_core.text import FIRST_CLAUSE_CHARS, split_clauses
 
 ENGLISH = (
     "The weather is lovely today, so we are going to walk along the river. Would you like to come with us?"
@@ -82,7 +82,10 @@ async def test_speech_comes_clause_by_clause_at_24khz_with_plausible_durations(
     triton, presets, phonemizer, text, language
 ):
     clauses, arrivals, calls_at_first = await speak(triton, phonemizer, text, language, presets[DEFAULT_VOICE])
-    assert [clause.text for clause in clauses] == split_clauses(text) and len(clauses) >= 2
+    expected = split_clauses(text)
+    if len(expected[0]) > FIRST_CLAUSE_CHARS:  # the listener waits for the first clause alone: it is cut shorter
+        expected[:1] = split_clauses(expected[0], FIRST_CLAUSE_CHARS)
+    assert [clause.text for clause in clauses] == expected and len(clauses) >= 2
     assert calls_at_first == 1, "the first clause must be yielded before the next one is synthesized"
     assert arrivals == sorted(arrivals)
     for clause in clauses:
