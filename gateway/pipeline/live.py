@@ -68,8 +68,8 @@ class LiveSettings:
     source_language: str
     target_language: str
     voice: Voice
+    partial_interval_s: float  # seconds of new speech between partial transcripts (Settings.stream_partial_interval_s)
     speed: float = 1.0
-    partial_interval_s: float = 2.0
     max_pending_utterances: int = 4
     # Whisper cannot be interrupted, so a guess made in a pause that speech then resumes still holds it ~1 s. At
     # 300 ms (the VAD ends at 400) one-phrase NTREX readings made 0.3 stale guesses per phrase; at 200 ms, 1.2.

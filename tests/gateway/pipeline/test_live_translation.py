@@ -65,7 +65,7 @@ async def run(transcripts, outputs):
         pass
 
     live = LiveTranslation(
-        LiveSettings("es", "en", Voice("test")), transcriber=Transcripts(transcripts),
+        LiveSettings("es", "en", Voice("test"), partial_interval_s=60.0), transcriber=Transcripts(transcripts),
         translator=GuardedTranslator(llm, apertium("es-en"), TranslationGuard()), synthesizer=synthesizer,
         vad=StreamingVad(), emit=emit, emit_audio=emit_audio, on_utterance=persist)
     for index, _ in enumerate(transcripts):
