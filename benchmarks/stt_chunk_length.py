@@ -25,7 +25,6 @@ import asyncio
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import soundfile
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.quality import normalise_words, word_errors
 from gateway.pipeline.stt import WhisperTranscriber
 from gateway.settings import get_settings
 from univoice_core.audio import MODEL_RATE
@@ -43,21 +43,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PARTIAL_SECONDS = 5.0
 FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
 console = Console(width=120)
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w' ]+", " ", text.lower()).split()
-
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit distance in words, reference length): summed over clips, their ratio is the corpus WER."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1], len(ref)
 
 
 class CutEncoderTranscriber(WhisperTranscriber):
@@ -136,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
             errors = np.sum([word_errors(r, h) for r, h in zip(reference, out)], axis=0)
             rows.append({
                 "clips": clip_set, "config": label, "wer_vs_reference": float(errors[0] / errors[1]),
-                "clips_losing_over_half_the_words": sum(len(words(h)) < len(words(r)) / 2
+                "clips_losing_over_half_the_words": sum(len(normalise_words(h)) < len(normalise_words(r)) / 2
                                                         for r, h in zip(reference, out)),
                 "mean_s": float(np.mean(seconds)), "p95_s": float(np.percentile(seconds, 95)),
                 "max_s": float(np.max(seconds)),

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from gateway.local_stack import private_triton
+from gateway.embedded import private_triton
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.translate import ConversationContext, GuardedTranslator, LlmTranslator, apertium, engine_supports
 from gateway.settings import get_settings

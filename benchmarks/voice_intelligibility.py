@@ -24,7 +24,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from benchmarks.quality import word_error_rate
-from gateway.local_stack import private_triton
+from gateway.embedded import private_triton
 from gateway.pipeline.stt import WhisperTranscriber
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import load_presets

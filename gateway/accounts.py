@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from gateway import security
+from gateway.records import ApiKey, RefreshToken, User, from_document, to_document
 from gateway.security import Principal, TokenIssuer
 from gateway.stores.base import RecordStore
 from univoice_core.errors import Conflict, NotFound, Unauthorized
@@ -32,66 +33,62 @@ class AccountService:
         self.refresh_ttl_s = refresh_ttl_s
 
     # --- users ---------------------------------------------------------------------------------
-    async def create_user(self, username: str, password: str, scopes=security.DEFAULT_USER_SCOPES) -> dict:
+    async def create_user(self, username: str, password: str, scopes=security.DEFAULT_USER_SCOPES) -> User:
         key = username.lower()
         if await self.store.get(USERNAMES, key):
             raise Conflict(f"the username {username!r} is taken; choose another", code="username_taken")
-        user = {
-            "id": f"u_{uuid.uuid4().hex}",
-            "username": username,
-            "password_hash": security.hash_password(password),
-            "scopes": sorted(set(scopes)),
-            "created_at": time.time(),
-        }
-        await self.store.put(USERS, user["id"], user)
-        await self.store.put(USERNAMES, key, {"user_id": user["id"]})
+        user = User(id=f"u_{uuid.uuid4().hex}", username=username, password_hash=security.hash_password(password),
+                    scopes=tuple(sorted(set(scopes))), created_at=time.time())
+        await self.store.put(USERS, user.id, to_document(user))
+        await self.store.put(USERNAMES, key, {"user_id": user.id})
         return user
 
-    async def user(self, user_id: str) -> dict:
-        user = await self.store.get(USERS, user_id)
-        if user is None:
+    async def user(self, user_id: str) -> User:
+        document = await self.store.get(USERS, user_id)
+        if document is None:
             raise NotFound("user not found", code="user_not_found")
-        return user
+        return from_document(User, document)
 
-    async def authenticate(self, username: str, password: str) -> dict:
+    async def authenticate(self, username: str, password: str) -> User:
         entry = await self.store.get(USERNAMES, username.lower())
-        user = await self.store.get(USERS, entry["user_id"]) if entry else None
-        if user is None or not security.verify_password(password, user["password_hash"]):
+        document = await self.store.get(USERS, entry["user_id"]) if entry else None
+        user = from_document(User, document) if document else None
+        if user is None or not security.verify_password(password, user.password_hash):
             raise Unauthorized("wrong username or password", code="invalid_credentials")
         return user
 
     # --- tokens --------------------------------------------------------------------------------
-    async def issue(self, user: dict, scopes: list[str] | None = None) -> IssuedTokens:
-        granted = tuple(sorted(set(scopes or user["scopes"]) & set(user["scopes"])))
-        access, expires_in = self.issuer.issue_access(user["id"], granted)
+    async def issue(self, user: User, scopes: list[str] | None = None) -> IssuedTokens:
+        granted = tuple(sorted(set(scopes or user.scopes) & set(user.scopes)))
+        access, expires_in = self.issuer.issue_access(user.id, granted)
         refresh, token_id = security.new_refresh_token()
         _, secret = security.parse_refresh_token(refresh)
-        await self.store.put(
-            REFRESH, token_id,
-            {"id": token_id, "user_id": user["id"], "secret_hash": security.hash_secret(secret),
-             "scopes": list(granted)},
-            owner=user["id"], ttl_s=self.refresh_ttl_s,
-        )
-        await self.store.put(REFRESH_LIVE, token_id, {"user_id": user["id"]}, ttl_s=self.refresh_ttl_s)
+        record = RefreshToken(id=token_id, user_id=user.id, secret_hash=security.hash_secret(secret), scopes=granted)
+        await self.store.put(REFRESH, token_id, to_document(record), owner=user.id, ttl_s=self.refresh_ttl_s)
+        await self.store.put(REFRESH_LIVE, token_id, {"user_id": user.id}, ttl_s=self.refresh_ttl_s)
         return IssuedTokens(access, expires_in, refresh, granted)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Rotate: the presented token is consumed; presenting it again revokes every session of the user."""
         token_id, secret = security.parse_refresh_token(refresh_token)
-        record = await self.store.get(REFRESH, token_id)
-        if record is None or not security.secrets_match(secret, record["secret_hash"]):
+        record = await self._refresh_token(token_id)
+        if record is None or not security.secrets_match(secret, record.secret_hash):
             raise Unauthorized("the refresh token is unknown, expired or revoked; log in again", code="invalid_token")
         if not await self.store.delete(REFRESH_LIVE, token_id):  # already used or revoked: a replay
-            await self.revoke_all(record["user_id"])
+            await self.revoke_all(record.user_id)
             raise Unauthorized("the refresh token was already used; every session was signed out",
                                code="refresh_token_reused")
-        return await self.issue(await self.user(record["user_id"]), record["scopes"])
+        return await self.issue(await self.user(record.user_id), list(record.scopes))
+
+    async def _refresh_token(self, token_id: str) -> RefreshToken | None:
+        document = await self.store.get(REFRESH, token_id)
+        return from_document(RefreshToken, document) if document else None
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
         if refresh_token:
             token_id, _ = security.parse_refresh_token(refresh_token)
-            record = await self.store.get(REFRESH, token_id)
-            if record and record["user_id"] == principal.subject:  # revoked, not "used": forget it entirely
+            record = await self._refresh_token(token_id)
+            if record and record.user_id == principal.subject:  # revoked, not "used": forget it entirely
                 await self.store.delete(REFRESH_LIVE, token_id)
                 await self.store.delete(REFRESH, token_id)
         if principal.token_id:
@@ -99,9 +96,9 @@ class AccountService:
                                  ttl_s=self.issuer.access_ttl_s)
 
     async def revoke_all(self, user_id: str) -> None:
-        for record in await self.store.list(REFRESH, owner=user_id):
-            await self.store.delete(REFRESH_LIVE, record["id"])
-            await self.store.delete(REFRESH, record["id"])
+        for document in await self.store.list(REFRESH, owner=user_id):
+            await self.store.delete(REFRESH_LIVE, document["id"])
+            await self.store.delete(REFRESH, document["id"])
 
     async def verify_access(self, token: str) -> Principal:
         principal = self.issuer.verify_access(token)
@@ -110,29 +107,33 @@ class AccountService:
         return principal
 
     # --- API keys ------------------------------------------------------------------------------
-    async def create_api_key(self, user: dict, name: str, scopes: list[str]) -> tuple[str, dict]:
-        granted = sorted(set(scopes) & set(user["scopes"]))
+    async def create_api_key(self, user: User, name: str, scopes: list[str]) -> tuple[str, ApiKey]:
+        granted = tuple(sorted(set(scopes) & set(user.scopes)))
         if not granted:
             raise Unauthorized("none of the requested scopes is granted to this account", code="insufficient_scope")
         key, key_id = security.new_api_key()
         _, secret = security.parse_api_key(key)
-        record = {"id": key_id, "user_id": user["id"], "name": name, "scopes": granted,
-                  "secret_hash": security.hash_secret(secret), "created_at": time.time()}
-        await self.store.put(API_KEYS, key_id, record, owner=user["id"])
+        record = ApiKey(id=key_id, user_id=user.id, name=name, scopes=granted,
+                        secret_hash=security.hash_secret(secret), created_at=time.time())
+        await self.store.put(API_KEYS, key_id, to_document(record), owner=user.id)
         return key, record
 
-    async def api_keys(self, user_id: str) -> list[dict]:
-        return await self.store.list(API_KEYS, owner=user_id)
+    async def api_keys(self, user_id: str) -> list[ApiKey]:
+        return [from_document(ApiKey, d) for d in await self.store.list(API_KEYS, owner=user_id)]
 
     async def delete_api_key(self, user_id: str, key_id: str) -> None:
-        record = await self.store.get(API_KEYS, key_id)
-        if record is None or record["user_id"] != user_id:
+        record = await self._api_key(key_id)
+        if record is None or record.user_id != user_id:
             raise NotFound("no such API key", code="api_key_not_found")
         await self.store.delete(API_KEYS, key_id)
 
     async def verify_api_key(self, key: str) -> Principal:
         key_id, secret = security.parse_api_key(key)
-        record = await self.store.get(API_KEYS, key_id)
-        if record is None or not security.secrets_match(secret, record["secret_hash"]):
+        record = await self._api_key(key_id)
+        if record is None or not security.secrets_match(secret, record.secret_hash):
             raise Unauthorized("the API key is unknown or was deleted", code="invalid_api_key")
-        return Principal(subject=record["user_id"], scopes=frozenset(record["scopes"]), via="api_key", token_id=key_id)
+        return Principal(subject=record.user_id, scopes=frozenset(record.scopes), via="api_key", token_id=key_id)
+
+    async def _api_key(self, key_id: str) -> ApiKey | None:
+        document = await self.store.get(API_KEYS, key_id)
+        return from_document(ApiKey, document) if document else None

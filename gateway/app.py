@@ -27,7 +27,7 @@ from gateway.observability import (
     log_event,
     new_correlation_id,
 )
-from gateway.pipeline.stack import SpeechStack
+from gateway.pipeline.providers import SpeechProviders
 from gateway.profiles import ProfileService
 from gateway.ratelimit import make_rate_limiter
 from gateway.security import JwksVerifier, TokenIssuer
@@ -71,12 +71,12 @@ async def build_services(settings: Settings) -> Services:
         accounts=account_service(settings, store),
         sessions=SessionService(store, settings.session_ttl_s),
         profiles=ProfileService(
-            store, blobs, triton, audio.SpeechDetector(),
+            store, blobs, triton, audio.ClipVad(),
             max_upload_bytes=settings.max_upload_bytes, min_speech_s=settings.enrol_min_speech_s,
             max_speech_s=settings.enrol_max_speech_s, keep_audio=settings.keep_enrolment_audio,
         ),
         jwks=jwks,
-        speech=SpeechStack(settings, triton),
+        speech=SpeechProviders(settings, triton),
     )
 
 

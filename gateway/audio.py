@@ -118,8 +118,9 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20.0 * float(np.log10(max(rms, RMS_FLOOR)))
 
 
-class SpeechDetector:
-    """Silero VAD (ONNX, via faster-whisper): where in 16 kHz audio someone is speaking.
+class ClipVad:
+    """Silero VAD (ONNX, via faster-whisper) over a whole clip (an upload): where in 16 kHz audio someone is
+    speaking. `gateway.pipeline.vad.StreamingVad` runs the same model on live audio, frame by frame.
 
     The defaults keep 100 ms around each segment and bridge pauses under 300 ms, so consonant edges
     survive for the speaker embedding while real pauses do not count as speech.
@@ -167,7 +168,7 @@ class EnrolmentReport:
 
 
 def check_enrolment(
-    audio: Audio, min_speech_s: float, max_speech_s: float, detector: SpeechDetector
+    audio: Audio, min_speech_s: float, max_speech_s: float, detector: ClipVad
 ) -> EnrolmentReport:
     """Accept a voice-profile recording or say precisely why not (clipping is checked at the original
     rate, before resampling can smooth it away)."""

@@ -178,7 +178,7 @@ def create_user(
     except UniVoiceError as error:
         console.print(f"[red]{error.message}[/]")
         raise typer.Exit(1) from None
-    console.print(f"created user {user['username']} ({user['id']}) with scopes: {' '.join(user['scopes'])}")
+    console.print(f"created user {user.username} ({user.id}) with scopes: {' '.join(user.scopes)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ import soundfile
 
 from gateway import audio
 from gateway.blobs.base import BlobStore
+from gateway.records import EnrolmentQuality, VoiceProfile, from_document, to_document
 from gateway.stores.base import RecordStore
 from gateway.triton.client import TritonClient
 from univoice_core import served, voice_features
@@ -26,7 +27,7 @@ STATISTICS_BLOB = "voice_statistics.npy"
 
 
 class ProfileService:
-    def __init__(self, store: RecordStore, blobs: BlobStore, triton: TritonClient, detector: audio.SpeechDetector,
+    def __init__(self, store: RecordStore, blobs: BlobStore, triton: TritonClient, detector: audio.ClipVad,
                  *, max_upload_bytes: int, min_speech_s: float, max_speech_s: float, keep_audio: bool):
         self.store, self.blobs, self.triton, self.detector = store, blobs, triton, detector
         self.max_upload_bytes = max_upload_bytes
@@ -36,7 +37,7 @@ class ProfileService:
     def _decode(self, data: bytes) -> audio.Audio:
         return audio.decode(data, max_bytes=self.max_upload_bytes, max_seconds=MAX_UPLOAD_SECONDS)
 
-    async def enrol(self, owner: str, name: str, data: bytes, consent: bool) -> dict:
+    async def enrol(self, owner: str, name: str, data: bytes, consent: bool) -> VoiceProfile:
         if not consent:
             raise InvalidAudio("enrolment needs the speaker's consent: send consent=true", code="consent_required")
         clip = self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
@@ -51,30 +52,24 @@ class ProfileService:
         await self.blobs.put(f"profiles/{profile_id}/{STATISTICS_BLOB}", _npy(statistics))
         if self.keep_audio:
             await self.blobs.put(f"profiles/{profile_id}/source.flac", _flac(clip), "audio/flac")
-        profile = {
-            "id": profile_id,
-            "owner": owner,
-            "name": name,
-            "created_at": time.time(),
-            "speech_seconds": report.speech_seconds,
-            "total_seconds": report.total_seconds,
-            "quality": {"snr_db": report.snr_db, "rms_dbfs": report.rms_dbfs, "clipping_ratio": report.clipping_ratio},
-            "consent": consent,
-            "has_source_audio": self.keep_audio,
-            "embedding_model": served.VOICE_EMBEDDING,
-            "voice_pitch_hz": round(math.exp(float(statistics[0])), 1),
-        }
-        await self.store.put(PROFILES, profile_id, profile, owner=owner)
+        profile = VoiceProfile(
+            id=profile_id, owner=owner, name=name, created_at=time.time(), speech_seconds=report.speech_seconds,
+            total_seconds=report.total_seconds,
+            quality=EnrolmentQuality(report.snr_db, report.rms_dbfs, report.clipping_ratio),
+            consent=consent, has_source_audio=self.keep_audio, embedding_model=served.VOICE_EMBEDDING,
+            voice_pitch_hz=round(math.exp(float(statistics[0])), 1),
+        )
+        await self.store.put(PROFILES, profile_id, to_document(profile), owner=owner)
         return profile
 
-    async def get(self, owner: str, profile_id: str) -> dict:
-        profile = await self.store.get(PROFILES, profile_id)
-        if profile is None or profile["owner"] != owner:
+    async def get(self, owner: str, profile_id: str) -> VoiceProfile:
+        document = await self.store.get(PROFILES, profile_id)
+        if document is None or document["owner"] != owner:
             raise NotFound(f"no voice profile {profile_id!r} for this account", code="profile_not_found")
-        return profile
+        return from_document(VoiceProfile, document)
 
-    async def list(self, owner: str) -> list[dict]:
-        return await self.store.list(PROFILES, owner=owner)
+    async def list(self, owner: str) -> list[VoiceProfile]:
+        return [from_document(VoiceProfile, d) for d in await self.store.list(PROFILES, owner=owner)]
 
     async def delete(self, owner: str, profile_id: str) -> None:
         await self.get(owner, profile_id)
@@ -89,7 +84,7 @@ class ProfileService:
         """The profile's speaker embedding and voice statistics (None for a profile enrolled before cloning)."""
         profile = await self.get(owner, profile_id)
         embedding = await self._array(profile_id, "embedding.npy")
-        if profile.get("voice_pitch_hz") is None:
+        if profile.voice_pitch_hz is None:
             return embedding, None
         return embedding, await self._array(profile_id, STATISTICS_BLOB)
 

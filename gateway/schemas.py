@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.records import SessionState
+
 # ISO 639-1 codes the pipeline knows how to name; phonemisation and STT support is checked later.
 LanguageCode = Literal[
     "ar", "cs", "de", "el", "en", "es", "fi", "fr", "hi", "hu", "it", "ja", "ko", "nl", "pl", "pt", "ro", "ru",
@@ -22,7 +24,13 @@ class SignupRequest(BaseModel):
     password: str = Field(min_length=10, max_length=256)
 
 
-class UserOut(BaseModel):
+class _FromRecord(BaseModel):
+    """A response body read from a record (`gateway/records.py`); epoch-second floats become datetimes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UserOut(_FromRecord):
     id: str
     username: str
     scopes: list[str]
@@ -55,7 +63,7 @@ class ApiKeyCreate(BaseModel):
     scopes: list[Literal["stream", "profiles:write", "models:admin"]] = Field(default_factory=lambda: ["stream"])
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(_FromRecord):
     id: str
     name: str
     scopes: list[str]
@@ -66,7 +74,7 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The secret key. Shown once: store it now.")
 
 
-class AudioFormat(BaseModel):
+class AudioFormat(_FromRecord):
     encoding: Literal["pcm16"] = "pcm16"
     sample_rate: Literal[8000, 16000, 24000, 48000] = 16000
     channels: Literal[1] = 1
@@ -98,10 +106,7 @@ class Languages(BaseModel):
     pairs: list[LanguagePair]
 
 
-SessionState = Literal["created", "active", "closed", "expired"]
-
-
-class SessionOut(BaseModel):
+class SessionOut(_FromRecord):
     id: str
     state: SessionState
     source_language: str
@@ -113,7 +118,7 @@ class SessionOut(BaseModel):
     expires_at: datetime
 
 
-class Utterance(BaseModel):
+class HistoryEntryOut(_FromRecord):
     id: str
     transcript: str
     translation: str
@@ -123,13 +128,13 @@ class Utterance(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
-class ProfileQuality(BaseModel):
+class ProfileQuality(_FromRecord):
     snr_db: float | None
     rms_dbfs: float
     clipping_ratio: float
 
 
-class ProfileOut(BaseModel):
+class ProfileOut(_FromRecord):
     id: str
     name: str
     created_at: datetime

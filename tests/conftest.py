@@ -18,7 +18,7 @@ import pytest
 import soundfile
 
 from export.repository import ModelRepository
-from gateway.local_stack import copy_repository
+from gateway.embedded import copy_repository
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer
 from univoice_core.served import SERVED_MODELS
@@ -31,7 +31,7 @@ SLOW_FIXTURES = {
 }
 SLOW = {
     "tests/benchmarks/test_eval_voice.py": "clones speech for every voice and judges it",
-    "tests/benchmarks/test_load_smoke.py": "50 s of Locust traffic",
+    "tests/benchmarks/test_load_smoke.py": "45 s of Locust traffic, then the streams finish",
     "tests/export/test_export.py::test_build_writes_first_versions_then_is_a_no_op": "exports and gates every model",
     "tests/export/test_publish.py": "each test exports the speaker encoder with its parity gate",
     "tests/export/test_translator_weights.py::test_a_broken_gguf": "hashes the 1.1 GB translator",

@@ -87,6 +87,14 @@ def test_nothing_but_the_gateway_and_the_benchmarks_imports_the_gateway(package)
     assert _importing(package, {"gateway"}) == []
 
 
+def test_the_pipeline_and_the_services_know_nothing_of_http_or_the_wire_protocol():
+    """Inside the gateway, `api/` calls the pipeline and the services, never the other way round."""
+    services = [ROOT / "gateway" / name for name in ("accounts.py", "sessions.py", "profiles.py", "records.py")]
+    inner = [*_files("gateway/pipeline"), *services]
+    assert sorted(f"{path.relative_to(ROOT).as_posix()} imports {module}" for path in inner for module in imports(path)
+                  if module.startswith("gateway.api") or _top(module) in ("fastapi", "starlette")) == []
+
+
 def test_training_does_not_import_export():
     assert _importing("training", {"export"}) == []
 
@@ -150,7 +158,7 @@ def test_the_import_reader_sees_function_level_and_relative_imports(tmp_path, mo
     package.mkdir(parents=True)
     module = package / "thing.py"
     module.write_text("from . import sources\n\ndef f():\n    from gateway.settings import get_settings\n"
-                      "    import training.voice_clone.train\n")
+                      "    import training.voice_converter.train\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert imports(module) == {"export.models", "export.models.sources", "gateway.settings",
-                               "training.voice_clone.train"}
+                               "training.voice_converter.train"}

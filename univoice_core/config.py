@@ -14,7 +14,7 @@ BUILD_DIR = REPO_ROOT / ".build"  # assembled model files (Whisper base) and cac
 # Real speech for export parity gates, training, tests and benchmarks (LibriSpeech, CC BY 4.0).
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "librispeech-train-clean-100"
 # The trained converter `make train-voice` writes and `univoice models export` exports.
-VOICE_CONVERTER_CHECKPOINT = REPO_ROOT / "training" / "voice_clone" / "checkpoint" / "voice_converter.pt"
+VOICE_CONVERTER_CHECKPOINT = REPO_ROOT / "training" / "voice_converter" / "checkpoint" / "voice_converter.pt"
 TRITON_HOST = "127.0.0.1"
 TRITON_HTTP_PORT = 8000
 

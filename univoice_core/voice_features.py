@@ -1,7 +1,7 @@
 """WORLD vocoder features of a voice: analysis, resynthesis, and the per-profile statistics cloning needs.
 
 One module for the three places that must agree bit for bit: enrolment (the gateway stores a profile's
-statistics), training (`training/voice_clone`: parallel data and the converter's targets) and serving
+statistics), training (`training/voice_converter`: parallel data and the converter's targets) and serving
 (the Triton `voice_clone` model converts and resynthesizes). Everything runs at 16 kHz (MODEL_RATE), the
 rate of the enrolment audio the target envelope is learnt from; numpy + pyworld only.
 

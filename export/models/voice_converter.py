@@ -43,7 +43,7 @@ class VoiceConverterExport(Exportable):
                 raise FileNotFoundError(
                     f"no voice converter checkpoint at {self.checkpoint}: train one with `make train-voice`"
                 )
-            from training.voice_clone.model import load
+            from training.voice_converter.model import load
 
             self._loaded = load(self.checkpoint)
         return self._loaded
@@ -81,7 +81,7 @@ class VoiceConverterExport(Exportable):
             yield f"real {path.stem}", (features.envelope[None].astype(np.float32), source, statistics[None], embedding)
 
     def source_files(self) -> list[Path]:
-        from training.voice_clone import model
+        from training.voice_converter import model
 
         return [self.checkpoint, Path(model.__file__), Path(__file__)]
 

@@ -9,7 +9,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from gateway.accounts import AccountService
 from gateway.blobs.base import BlobStore
-from gateway.pipeline.stack import SpeechStack
+from gateway.pipeline.providers import SpeechProviders
 from gateway.profiles import ProfileService
 from gateway.ratelimit import RateLimiter
 from gateway.security import JwksVerifier, Principal
@@ -34,7 +34,7 @@ class Services:
     sessions: SessionService
     profiles: ProfileService
     jwks: JwksVerifier | None
-    speech: SpeechStack
+    speech: SpeechProviders
 
 
 def services(request: Request) -> Services:

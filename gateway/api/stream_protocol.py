@@ -1,20 +1,31 @@
-"""The streaming protocol's client messages, validated once at the edge (see docs/protocol.md)."""
+"""The streaming protocol (see docs/protocol.md): client messages, validated once at the edge, and every message
+the server sends, written here and nowhere else."""
 
 from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gateway.audio import float_to_pcm16, pcm16_to_float
+from gateway.pipeline.events import (
+    AudioEnded,
+    AudioStarted,
+    FinalTranscript,
+    PartialTranscript,
+    PipelineEvent,
+    SpeechEnded,
+    SpeechStarted,
+    TranslationDone,
+    UtteranceFailed,
+    UtteranceMetrics,
+    UtteranceWarning,
+)
 from gateway.schemas import AudioFormat, LanguageCode
-from univoice_core.errors import BadRequest
-
-if TYPE_CHECKING:
-    from gateway.pipeline.live import Event
+from univoice_core.errors import BadRequest, UniVoiceError
 
 PROTOCOL_VERSION = 1
 AUDIO_HEADER = struct.Struct(">I")  # server -> client binary frames: uint32 sequence number, then PCM16 LE
@@ -82,9 +93,71 @@ def parse_client_message(text: str) -> ClientMessage:
         raise BadRequest(f"invalid {data['type']} message: {problems}", code="invalid_message") from None
 
 
-def event_message(event: Event) -> dict:
-    """The JSON message for a pipeline event: {"type": ..., **fields}."""
-    return {"type": event.type, **event.fields}
+# --- server -> client ------------------------------------------------------------------------------
+
+def _pcm16(sample_rate: int) -> dict:
+    return {"encoding": "pcm16", "sample_rate": sample_rate, "channels": 1}
+
+
+def event_message(event: PipelineEvent) -> dict:
+    """The JSON message for a pipeline event."""
+    match event:
+        case SpeechStarted() | SpeechEnded():
+            state = "start" if isinstance(event, SpeechStarted) else "end"
+            return {"type": "vad", "state": state, "utterance_id": event.utterance_id,
+                    "stream_seconds": event.stream_seconds}
+        case PartialTranscript():
+            return {"type": "partial_transcript", "utterance_id": event.utterance_id, "text": event.text}
+        case FinalTranscript():
+            return {"type": "transcript", "utterance_id": event.utterance_id, "text": event.text}
+        case TranslationDone():
+            message = {"type": "translation", "utterance_id": event.utterance_id, "text": event.text,
+                       "engine": event.engine}
+            if event.fallback_reason:
+                message |= {"translation_fallback": event.engine, "fallback_reason": event.fallback_reason}
+            return message
+        case AudioStarted():
+            return {"type": "audio_start", "utterance_id": event.utterance_id, **_pcm16(event.sample_rate)}
+        case AudioEnded():
+            return {"type": "audio_end", "utterance_id": event.utterance_id, "chunks": event.chunks,
+                    "seconds": event.seconds}
+        case UtteranceMetrics():
+            return {"type": "metrics", "utterance_id": event.utterance_id, "timings_ms": event.timings_ms}
+        case UtteranceWarning():
+            message = {"type": "warning", "code": event.code, "utterance_id": event.utterance_id,
+                       "message": event.message}
+            return message if event.chunks is None else {**message, "chunks": event.chunks}
+        case UtteranceFailed():
+            return {"type": "error", "code": event.code, "message": event.message, "utterance_id": event.utterance_id}
+    raise TypeError(f"not a pipeline event: {event!r}")
+
+
+def error_message(error: UniVoiceError) -> dict:
+    """An error of the stream itself (a bad message, credentials, limits), not of one utterance."""
+    return {"type": "error", "code": error.code, "message": error.message}
+
+
+def ready_message(session_id: str, source_language: str, target_language: str, voice: str, input_rate: int,
+                  output_rate: int, max_frame_bytes: int, max_session_seconds: float) -> dict:
+    return {
+        "type": "ready", "protocol": PROTOCOL_VERSION, "session_id": session_id,
+        "source_language": source_language, "target_language": target_language, "voice": voice,
+        "input": _pcm16(input_rate),
+        "output": {**_pcm16(output_rate), "header": "uint32 sequence, big-endian"},
+        "limits": {"max_frame_bytes": max_frame_bytes, "max_session_seconds": max_session_seconds},
+    }
+
+
+def stopped_message(session_id: str) -> dict:
+    return {"type": "stopped", "session_id": session_id}
+
+
+def pong_message(ping_id: int | str | None) -> dict:
+    return {"type": "pong", "id": ping_id}
+
+
+def auth_ok_message(expires_in: int | None) -> dict:
+    return {"type": "auth_ok", "expires_in": expires_in}
 
 
 def audio_frame(sequence: int, samples: np.ndarray) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.pipeline.live import EmitAudio, EmitEvent, LiveSettings, LiveTranslation
-from gateway.pipeline.stack import SpeechStack
+from gateway.pipeline.providers import SpeechProviders
 from gateway.pipeline.vad import StreamingVad
 from gateway.profiles import ProfileService
 from gateway.sessions import SessionService
@@ -30,14 +30,14 @@ class StreamRequest:
 
 
 async def start_live_translation(request: StreamRequest, *, settings: Settings, sessions: SessionService,
-                                 profiles: ProfileService, speech: SpeechStack, emit: EmitEvent,
+                                 profiles: ProfileService, speech: SpeechProviders, emit: EmitEvent,
                                  emit_audio: EmitAudio) -> LiveTranslation:
     owner, session_id = request.owner, request.session_id
     session = await sessions.get_open(owner, session_id)
-    profile_id = request.voice_profile_id or session["voice_profile_id"]
+    profile_id = request.voice_profile_id or session.voice_profile_id
     embedding, statistics = await profiles.voice(owner, profile_id) if profile_id else (None, None)
-    source = request.source_language or session["source_language"]
-    target = request.target_language or session["target_language"]
+    source = request.source_language or session.source_language
+    target = request.target_language or session.target_language
     translator = speech.translator(source, target)  # an unsupported pair is refused before anything starts
     voice = await speech.voice_for(embedding, statistics)
 
@@ -47,7 +47,7 @@ async def start_live_translation(request: StreamRequest, *, settings: Settings, 
     await sessions.activate(owner, session_id)  # before the pipeline's worker starts: nothing to clean up if it fails
     pipeline = LiveTranslation(
         LiveSettings(source, target, voice, partial_interval_s=settings.stream_partial_interval_s,
-                     input_rate=request.input_rate or int(session["audio_format"]["sample_rate"])),
+                     input_rate=request.input_rate or session.audio_format.sample_rate),
         transcriber=speech.transcriber, translator=translator, synthesizer=speech.synthesizer,
         vad=StreamingVad(min_silence_ms=settings.vad_min_silence_ms, max_utterance_s=settings.stream_max_utterance_s),
         emit=emit, emit_audio=emit_audio, on_utterance=persist,

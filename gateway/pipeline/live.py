@@ -21,13 +21,26 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
 from gateway.cpu import run_cpu
 from gateway.observability import log_event
+from gateway.pipeline.events import (
+    AudioEnded,
+    AudioStarted,
+    FinalTranscript,
+    PartialTranscript,
+    PipelineEvent,
+    SpeechEnded,
+    SpeechStarted,
+    TranslationDone,
+    UtteranceFailed,
+    UtteranceMetrics,
+    UtteranceWarning,
+)
 from gateway.pipeline.interfaces import SpeechSynthesizer, Transcriber, Translator, Voice
 from gateway.pipeline.translate import ConversationContext
 from gateway.pipeline.vad import StreamingVad
@@ -40,16 +53,7 @@ log = logging.getLogger("univoice.pipeline")
 CHUNK_SAMPLES = OUTPUT_RATE // 5  # 200 ms of audio per binary message
 
 
-@dataclass(frozen=True)
-class Event:
-    """Something the listener is told (`type`: vad, transcript, translation, audio_start, ...). The pipeline
-    speaks no wire protocol: `gateway/api/stream_protocol.py` writes these as messages."""
-
-    type: str
-    fields: dict = field(default_factory=dict)
-
-
-EmitEvent = Callable[[Event], Awaitable[None]]
+EmitEvent = Callable[[PipelineEvent], Awaitable[None]]
 EmitAudio = Callable[[np.ndarray], Awaitable[bool]]  # float32 24 kHz chunk -> False when it was dropped
 OnUtterance = Callable[[str, str, dict], Awaitable[None]]  # transcript, translation, timings -> persist
 
@@ -143,16 +147,14 @@ class LiveTranslation:
         if event.kind == "start":
             self._current_id = f"ut_{uuid.uuid4().hex[:12]}"
             self._last_partial_samples = 0
-            await self.emit(Event("vad", {"state": "start", "utterance_id": self._current_id, "stream_seconds": seconds}))
+            await self.emit(SpeechStarted(self._current_id, seconds))
             return
         utterance = Utterance(self._current_id, event.audio, self.clock(), event.sample, self._speculation)
         self._speculation = None
-        await self.emit(Event("vad", {"state": "end", "utterance_id": utterance.id, "stream_seconds": seconds}))
+        await self.emit(SpeechEnded(utterance.id, seconds))
         if self.queue.full():
-            await self.emit(Event("error", {
-                "code": "overloaded", "utterance_id": utterance.id,
-                "message": "too many utterances are waiting to be translated; this one was skipped",
-            }))
+            await self.emit(UtteranceFailed(utterance.id, "overloaded",
+                                            "too many utterances are waiting to be translated; this one was skipped"))
             return
         self.queue.put_nowait(utterance)
 
@@ -174,7 +176,7 @@ class LiveTranslation:
             log_event(log, "partial transcript failed", level=logging.WARNING, error=repr(error))
             return
         if text and utterance_id == self._current_id and self.vad.speaking:
-            await self.emit(Event("partial_transcript", {"utterance_id": utterance_id, "text": text}))
+            await self.emit(PartialTranscript(utterance_id, text))
 
     # --- the worker ------------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -183,26 +185,26 @@ class LiveTranslation:
             try:
                 if self._partial and not self._partial.done():
                     self._partial.cancel()
-                await self._translate(utterance)
+                await self._answer(utterance)
             except UniVoiceError as error:
-                await self.emit(Event("error", {"code": error.code, "message": error.message,
-                                                "utterance_id": utterance.id}))
+                await self.emit(UtteranceFailed(utterance.id, error.code, error.message))
             except Exception:
                 log.exception("utterance %s failed", utterance.id)
-                await self.emit(Event("error", {"code": "internal_error", "utterance_id": utterance.id,
-                                                "message": "translating this utterance failed; the session goes on"}))
+                await self.emit(UtteranceFailed(utterance.id, "internal_error",
+                                                "translating this utterance failed; the session goes on"))
             finally:
                 self._busy = False
 
-    async def _translate(self, utterance: Utterance) -> None:
+    async def _answer(self, utterance: Utterance) -> None:
+        """Transcribe, translate and speak one utterance, then save it to the session's history."""
         s = self.settings
         marks = {"vad_end": utterance.ended_at}
         pending = utterance.transcript or self.transcriber.transcribe(utterance.audio, s.source_language)
         transcript = (await pending).strip()
         marks["transcript"] = self.clock()
-        await self.emit(Event("transcript", {"utterance_id": utterance.id, "text": transcript}))
+        await self.emit(FinalTranscript(utterance.id, transcript))
         if not transcript:
-            await self.emit(Event("metrics", {"utterance_id": utterance.id, "timings_ms": self._timings(marks)}))
+            await self.emit(UtteranceMetrics(utterance.id, self._timings(marks)))
             return
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         audio = {"sent": 0, "dropped": 0, "samples": 0}
@@ -210,11 +212,9 @@ class LiveTranslation:
         try:
             translation, fallback = await self._stream_translation(transcript, clauses, marks, speaker)
             await clauses.put(None)
-            fields = {"utterance_id": utterance.id, "text": translation,
-                      "engine": fallback.engine if fallback else self.translator.engine}
-            if fallback:
-                fields |= {"translation_fallback": fallback.engine, "fallback_reason": fallback.fallback_reason}
-            await self.emit(Event("translation", fields))
+            await self.emit(TranslationDone(utterance.id, translation,
+                                            engine=fallback.engine if fallback else self.translator.engine,
+                                            fallback_reason=fallback.fallback_reason if fallback else None))
             await speaker  # raises what failed synthesis
         except BaseException:
             speaker.cancel()
@@ -226,25 +226,22 @@ class LiveTranslation:
         if "first_audio" in marks:
             await self._audio_end(utterance.id, audio)
         if audio["dropped"]:
-            await self.emit(Event("warning", {
-                "code": "audio_dropped", "utterance_id": utterance.id, "chunks": audio["dropped"],
-                "message": f"{audio['dropped']} audio chunk(s) were dropped because the client reads too slowly",
-            }))
+            await self.emit(UtteranceWarning(
+                utterance.id, "audio_dropped", chunks=audio["dropped"],
+                message=f"{audio['dropped']} audio chunk(s) were dropped because the client reads too slowly"))
         timings = self._timings(marks)
-        await self.emit(Event("metrics", {"utterance_id": utterance.id, "timings_ms": timings}))
+        await self.emit(UtteranceMetrics(utterance.id, timings))
         self._context.add(transcript, translation)
         try:
             await self.on_utterance(transcript, translation, timings)
         except Exception as error:  # the listener has heard it: not an error of the utterance, a gap in its history
             log_event(log, "utterance not saved", level=logging.ERROR, utterance_id=utterance.id, error=repr(error))
-            await self.emit(Event("warning", {
-                "code": "history_not_saved", "utterance_id": utterance.id,
-                "message": "this utterance was translated but could not be saved to the session's history",
-            }))
+            await self.emit(UtteranceWarning(
+                utterance.id, "history_not_saved",
+                "this utterance was translated but could not be saved to the session's history"))
 
     async def _audio_end(self, utterance_id: str, audio: dict) -> None:
-        await self.emit(Event("audio_end", {"utterance_id": utterance_id, "chunks": audio["sent"],
-                                            "seconds": round(audio["samples"] / OUTPUT_RATE, 3)}))
+        await self.emit(AudioEnded(utterance_id, audio["sent"], round(audio["samples"] / OUTPUT_RATE, 3)))
 
     async def _stream_translation(self, transcript: str, clauses: asyncio.Queue, marks: dict, speaker: asyncio.Task):
         """Feed the translation's pieces to the clause splitter; returns the whole text and the fallback piece.
@@ -279,9 +276,7 @@ class LiveTranslation:
                 async for clause in spoken:
                     if "first_audio" not in marks:
                         marks["first_audio"] = self.clock()
-                        await self.emit(Event("audio_start", {"utterance_id": utterance_id,
-                                                              "sample_rate": OUTPUT_RATE, "encoding": "pcm16",
-                                                              "channels": 1}))
+                        await self.emit(AudioStarted(utterance_id, OUTPUT_RATE))
                     for start in range(0, len(clause.audio24k), CHUNK_SAMPLES):
                         chunk = clause.audio24k[start : start + CHUNK_SAMPLES]
                         if await self.emit_audio(chunk):

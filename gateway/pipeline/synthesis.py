@@ -43,7 +43,7 @@ class KokoroSynthesizer:
         if shorten_first and clauses and len(clauses[0]) > self.first_max_chars:
             # The listener waits for the first clause alone: keep it short, the rest follows while it plays.
             clauses.extendleft(reversed(split_clauses(clauses.popleft(), self.first_max_chars, self.min_chars)))
-        ahead = self._phonemize_first(clauses, language)
+        ahead = self._phonemize_next(clauses, language)
         try:
             while clauses:
                 clause = clauses.popleft()
@@ -53,13 +53,13 @@ class KokoroSynthesizer:
                     if len(clause) < 2:
                         raise
                     clauses.extendleft(reversed(split_clauses(clause, max(1, len(clause) // 2), 0)))
-                    ahead = self._phonemize_first(clauses, language)
+                    ahead = self._phonemize_next(clauses, language)
                     continue
-                ahead = self._phonemize_first(clauses, language)
+                ahead = self._phonemize_next(clauses, language)
                 if len(tokens) == 0:
                     continue
                 if voice.cloned:
-                    audio = await self.triton.clone(tokens, voice.embedding, voice.statistics, speed)
+                    audio = await self.triton.synthesize_cloned(tokens, voice.embedding, voice.statistics, speed)
                 else:
                     audio = await self.triton.synthesize(tokens, voice.styles[style_row(len(tokens))], speed)
                 yield SpokenClause(clause, trim_silence(audio))
@@ -67,7 +67,7 @@ class KokoroSynthesizer:
             if ahead is not None:  # the listener stopped early or a call failed: drop the work ahead
                 ahead.cancel()
 
-    def _phonemize_first(self, clauses: deque[str], language: str) -> asyncio.Task | None:
+    def _phonemize_next(self, clauses: deque[str], language: str) -> asyncio.Task | None:
         """Start phonemizing the next clause in a thread, so it overlaps the current synthesis."""
         if not clauses:
             return None

@@ -35,8 +35,8 @@ class TritonClient:
         inputs = [_tensor(name, value) for name, value in kokoro.request(tokens, speed, style).items()]
         return (await self._infer(served.SYNTHESIZER, inputs)).as_numpy("audio")
 
-    async def clone(self, tokens: np.ndarray, embedding: np.ndarray, statistics: np.ndarray,
-                    speed: float = 1.0) -> np.ndarray:
+    async def synthesize_cloned(self, tokens: np.ndarray, embedding: np.ndarray, statistics: np.ndarray,
+                                speed: float = 1.0) -> np.ndarray:
         """The enrolled speaker's voice: phoneme ids [T] (without the 0 pads) + the profile's embedding [256]
         and voice statistics -> 24 kHz float32 waveform."""
         inputs = [

@@ -7,19 +7,19 @@ import json
 
 import soundfile
 
-from benchmarks import voice_clone
-from training.voice_clone import data
+from benchmarks import voice_similarity
+from training.voice_converter import data
 
 
 def test_quick_evaluation_reports_every_voice_on_test_speakers_only(triton, tmp_path, data_dir):
-    result = voice_clone.main(["--quick", "--grpc-url", triton.server.grpc_url, "--out", str(tmp_path)])
+    result = voice_similarity.main(["--quick", "--grpc-url", triton.server.grpc_url, "--out", str(tmp_path)])
 
     saved = json.loads((tmp_path / "voice_clone.json").read_text())
     assert saved["speakers"] == result["speakers"] == 4
     test_ids = {s.id for s in data.split(data.speakers(data_dir))["test"]}
     assert {row["speaker"] for row in saved["per_speaker"]} <= test_ids
     for row in saved["per_speaker"]:
-        for variant in voice_clone.VARIANTS:
+        for variant in voice_similarity.VARIANTS:
             assert -1.0 <= row[variant]["judge"] <= 1.0 and -1.0 <= row[variant]["resemblyzer"] <= 1.0
             assert 0.0 <= row[variant]["wer"] <= 1.0
     # The real second half of a recording is recognised as its own speaker by the judge (sanity of the judge).

@@ -25,7 +25,12 @@ def test_the_rate_is_non_negative_and_at_most_the_longer_length_over_the_referen
 
 
 def test_case_and_punctuation_do_not_count():
-    assert word_error_rate("Hello, world! Don't go.", "hello world dont go") == 0.0
+    assert word_error_rate("Hello, world! Don't go.", "hello world do not go") == 0.0
+
+
+def test_numbers_titles_and_spelling_are_written_one_way():
+    assert word_error_rate("Mrs. Lind paid twenty-one pounds for the colour",
+                           "Missus Lind paid 21 pounds for the color") == 0.0
 
 
 def test_substitution_deletion_and_insertion_each_count_one():

@@ -12,7 +12,7 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.local_stack import gateway_in_thread
+from gateway.embedded import gateway_in_thread
 from gateway.settings import Settings
 
 PASSWORD = "correct horse battery"

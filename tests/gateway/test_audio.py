@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from gateway.audio import (
     Audio,
-    SpeechDetector,
+    ClipVad,
     check_enrolment,
     decode,
     float_to_pcm16,
@@ -29,8 +29,8 @@ MIN_S, MAX_S = 3.0, 60.0
 
 
 @pytest.fixture(scope="module")
-def detector() -> SpeechDetector:
-    return SpeechDetector()
+def detector() -> ClipVad:
+    return ClipVad()
 
 
 @pytest.fixture(scope="module")

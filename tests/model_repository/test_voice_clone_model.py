@@ -209,7 +209,7 @@ def test_cloned_speech_sounds_more_like_the_speaker_than_the_preset_it_started_f
     the first half of their recording, judged by the served speaker embedding against the second half."""
     import soundfile
 
-    from training.voice_clone.data import speakers, split
+    from training.voice_converter.data import speakers, split
 
     client = triton.http()
 

@@ -1,4 +1,4 @@
-"""The voice converter's whole training pipeline (`python -m training.voice_clone.train --quick`), then its export.
+"""The voice converter's whole training pipeline (`python -m training.voice_converter.train --quick`), then its export.
 
 The quick run trains on 6 speakers for 60 steps: it proves the pipeline (split, parallel data, training,
 checkpoint, report, ONNX export within tolerance), not the quality. Parallel data is cached under
@@ -17,8 +17,8 @@ import torch
 
 from export.contract import check_parity, export_onnx
 from export.models.voice_converter import VoiceConverterExport
-from training.voice_clone import data
-from training.voice_clone.train import CHECKPOINT, main
+from training.voice_converter import data
+from training.voice_converter.train import CHECKPOINT, main
 from univoice_core import voice_features as vf
 from univoice_core.presets import PRESET_TABLE, load_styles
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from export.repository import ModelRepository
 from export.specs import VOICE_CLONE, VOICE_CONVERTER
 from gateway.settings import get_settings
-from training.voice_clone.data import speakers
-from training.voice_clone.model import VoiceConverter
+from training.voice_converter.data import speakers
+from training.voice_converter.model import VoiceConverter
 from univoice_core import served
 from univoice_core import voice_features as vf
 from univoice_core.audio import MODEL_RATE
@@ -276,7 +276,7 @@ def test_match_loudness_matches_the_reference_without_clipping(gain, reference_g
 def test_dtw_finds_the_cheapest_monotonic_path(rows, cols, seed):
     """The parallel data's alignment: a path from the first to the last frame pair, one step at a time,
     whose cost is the minimum over all such paths (checked against a plain dynamic programme)."""
-    from training.voice_clone.data import dtw_path
+    from training.voice_converter.data import dtw_path
 
     cost = np.random.default_rng(seed).random((rows, cols))
     path = dtw_path(cost)

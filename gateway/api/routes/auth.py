@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
@@ -16,19 +14,9 @@ from univoice_core.errors import Forbidden
 router = APIRouter(prefix="/v1", tags=["auth"])
 
 
-def _user_out(user: dict) -> UserOut:
-    return UserOut(id=user["id"], username=user["username"], scopes=user["scopes"],
-                   created_at=datetime.fromtimestamp(user["created_at"], timezone.utc))
-
-
 def _pair(tokens: IssuedTokens) -> TokenPair:
     return TokenPair(access_token=tokens.access_token, expires_in=tokens.expires_in,
                      refresh_token=tokens.refresh_token, scope=" ".join(tokens.scopes))
-
-
-def _key_out(record: dict) -> dict:
-    return {"id": record["id"], "name": record["name"], "scopes": record["scopes"],
-            "created_at": datetime.fromtimestamp(record["created_at"], timezone.utc)}
 
 
 @router.post("/auth/signup", response_model=UserOut, status_code=status.HTTP_201_CREATED,
@@ -37,7 +25,7 @@ async def signup(body: SignupRequest, svc: Services = Depends(services)) -> User
     if not svc.settings.allow_signup:
         raise Forbidden("sign-up is disabled on this gateway; ask an administrator", code="signup_disabled")
     await svc.limiter.acquire(f"signup:{body.username.lower()}")
-    return _user_out(await svc.accounts.create_user(body.username, body.password))
+    return UserOut.model_validate(await svc.accounts.create_user(body.username, body.password))
 
 
 @router.post("/auth/token", response_model=TokenPair, summary="OAuth2 password flow: username + password -> tokens")
@@ -63,7 +51,7 @@ async def logout(body: RefreshRequest | None = Body(default=None), who: Principa
 
 @router.get("/auth/me", response_model=UserOut, summary="The account behind the credentials")
 async def me(who: Principal = Depends(principal), svc: Services = Depends(services)) -> UserOut:
-    return _user_out(await svc.accounts.user(who.subject))
+    return UserOut.model_validate(await svc.accounts.user(who.subject))
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED,
@@ -73,12 +61,12 @@ async def create_api_key(body: ApiKeyCreate, who: Principal = Depends(principal)
     if who.via == "api_key":
         raise Forbidden("an API key cannot create API keys; use a user token", code="insufficient_scope")
     key, record = await svc.accounts.create_api_key(await svc.accounts.user(who.subject), body.name, body.scopes)
-    return ApiKeyCreated(key=key, **_key_out(record))
+    return ApiKeyCreated(key=key, **ApiKeyOut.model_validate(record).model_dump())
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], summary="List your API keys (without secrets)")
-async def list_api_keys(who: Principal = Depends(principal), svc: Services = Depends(services)) -> list[dict]:
-    return [_key_out(r) for r in await svc.accounts.api_keys(who.subject)]
+async def list_api_keys(who: Principal = Depends(principal), svc: Services = Depends(services)) -> list[ApiKeyOut]:
+    return [ApiKeyOut.model_validate(r) for r in await svc.accounts.api_keys(who.subject)]
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,

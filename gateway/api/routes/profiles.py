@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile, status
 
 from gateway.api.deps import Services, principal, require, services
@@ -13,10 +11,6 @@ from gateway.security import SCOPE_PROFILES_WRITE, Principal
 router = APIRouter(prefix="/v1/profiles", tags=["voice profiles"])
 ProfileId = Path(max_length=64, examples=["p_3b9e0d1c2a4f4e5d8c7b6a5f4e3d2c1b"])
 AUDIO_HELP = "WAV, FLAC or OGG; any sample rate (resampled to 16 kHz); stereo is mixed to mono"
-
-
-def profile_out(profile: dict) -> ProfileOut:
-    return ProfileOut(**{**profile, "created_at": datetime.fromtimestamp(profile["created_at"], timezone.utc)})
 
 
 async def _read(upload: UploadFile, svc: Services) -> bytes:
@@ -33,18 +27,18 @@ async def enrol(
     who: Principal = Depends(require(SCOPE_PROFILES_WRITE)),
     svc: Services = Depends(services),
 ) -> ProfileOut:
-    return profile_out(await svc.profiles.enrol(who.subject, name, await _read(file, svc), consent))
+    return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, name, await _read(file, svc), consent))
 
 
 @router.get("", response_model=list[ProfileOut], summary="List your voice profiles")
 async def list_profiles(who: Principal = Depends(principal), svc: Services = Depends(services)) -> list[ProfileOut]:
-    return [profile_out(p) for p in await svc.profiles.list(who.subject)]
+    return [ProfileOut.model_validate(p) for p in await svc.profiles.list(who.subject)]
 
 
 @router.get("/{profile_id}", response_model=ProfileOut, summary="Get one of your voice profiles")
 async def get_profile(profile_id: str = ProfileId, who: Principal = Depends(principal),
                       svc: Services = Depends(services)) -> ProfileOut:
-    return profile_out(await svc.profiles.get(who.subject, profile_id))
+    return ProfileOut.model_validate(await svc.profiles.get(who.subject, profile_id))
 
 
 @router.delete("/{profile_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,

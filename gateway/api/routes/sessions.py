@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from fastapi import APIRouter, Depends, Path, status
 
+from gateway import records
 from gateway.api.deps import Services, principal, require, services
-from gateway.schemas import LanguagePair, Languages, SessionCreate, SessionOut, Utterance
+from gateway.schemas import HistoryEntryOut, LanguagePair, Languages, SessionCreate, SessionOut
 from gateway.security import SCOPE_STREAM, Principal
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 languages_router = APIRouter(prefix="/v1/languages", tags=["sessions"])
 SessionId = Path(max_length=64, examples=["s_8c1d0f3e9b2a4c5d8e7f6a5b4c3d2e1f"])
-
-
-def _ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, timezone.utc)
-
-
-def session_out(session: dict) -> SessionOut:
-    return SessionOut(**{**session, **{k: _ts(session[k]) for k in ("created_at", "updated_at", "expires_at")}})
 
 
 @router.post("", response_model=SessionOut, status_code=status.HTTP_201_CREATED,
@@ -31,8 +22,8 @@ async def create_session(body: SessionCreate, who: Principal = Depends(require(S
     if body.voice_profile_id:
         await svc.profiles.get(who.subject, body.voice_profile_id)  # must exist and be the caller's
     session = await svc.sessions.create(who.subject, body.source_language, body.target_language,
-                                        body.voice_profile_id, body.audio_format.model_dump())
-    return session_out(session)
+                                        body.voice_profile_id, records.AudioFormat(**body.audio_format.model_dump()))
+    return SessionOut.model_validate(session)
 
 
 @languages_router.get("", response_model=Languages, summary="The language pairs sessions can use, and their engines")
@@ -43,24 +34,23 @@ async def list_languages(svc: Services = Depends(services)) -> Languages:
 
 @router.get("", response_model=list[SessionOut], summary="List your sessions")
 async def list_sessions(who: Principal = Depends(principal), svc: Services = Depends(services)) -> list[SessionOut]:
-    return [session_out(s) for s in await svc.sessions.list(who.subject)]
+    return [SessionOut.model_validate(s) for s in await svc.sessions.list(who.subject)]
 
 
 @router.get("/{session_id}", response_model=SessionOut, summary="Get one of your sessions")
 async def get_session(session_id: str = SessionId, who: Principal = Depends(principal),
                       svc: Services = Depends(services)) -> SessionOut:
-    return session_out(await svc.sessions.get(who.subject, session_id))
+    return SessionOut.model_validate(await svc.sessions.get(who.subject, session_id))
 
 
 @router.post("/{session_id}/close", response_model=SessionOut, summary="Close a session")
 async def close_session(session_id: str = SessionId, who: Principal = Depends(principal),
                         svc: Services = Depends(services)) -> SessionOut:
-    return session_out(await svc.sessions.close(who.subject, session_id))
+    return SessionOut.model_validate(await svc.sessions.close(who.subject, session_id))
 
 
-@router.get("/{session_id}/history", response_model=list[Utterance],
+@router.get("/{session_id}/history", response_model=list[HistoryEntryOut],
             summary="Transcript and translation of every utterance, oldest first")
 async def session_history(session_id: str = SessionId, who: Principal = Depends(principal),
-                          svc: Services = Depends(services)) -> list[Utterance]:
-    return [Utterance(**{**u, "created_at": _ts(u["created_at"])})
-            for u in await svc.sessions.history(who.subject, session_id)]
+                          svc: Services = Depends(services)) -> list[HistoryEntryOut]:
+    return [HistoryEntryOut.model_validate(e) for e in await svc.sessions.history(who.subject, session_id)]

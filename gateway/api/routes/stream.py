@@ -18,20 +18,25 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gateway.api.deps import Services, authenticate
 from gateway.api.stream_protocol import (
-    PROTOCOL_VERSION,
     AuthMessage,
     ConfigMessage,
     FlushMessage,
     PingMessage,
     StopMessage,
     audio_frame,
+    auth_ok_message,
+    error_message,
     event_message,
     parse_client_message,
+    pong_message,
+    ready_message,
+    stopped_message,
 )
 from gateway.audio import pcm16_to_float
 from gateway.observability import ACTIVE_SESSIONS, correlation_id, log_event
+from gateway.pipeline.events import PipelineEvent
 from gateway.pipeline.factory import StreamRequest, start_live_translation
-from gateway.pipeline.live import Event, LiveTranslation
+from gateway.pipeline.live import LiveTranslation
 from gateway.security import SCOPE_STREAM, Principal
 from univoice_core.audio import OUTPUT_RATE
 from univoice_core.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UniVoiceError
@@ -65,8 +70,8 @@ async def stream(websocket: WebSocket, session_id: str) -> None:
 class StreamConnection:
     def __init__(self, websocket: WebSocket, services: Services, session_id: str):
         self.ws, self.services, self.session_id = websocket, services, session_id
-        self.limits = services.settings
-        self.outbox: asyncio.Queue[tuple[str, object] | None] = asyncio.Queue(self.limits.stream_send_queue)
+        self.settings = services.settings
+        self.outbox: asyncio.Queue[tuple[str, object] | None] = asyncio.Queue(self.settings.stream_send_queue)
         self.sequence = 0
         self.principal: Principal | None = None
         self.expires_at: float | None = None
@@ -75,11 +80,14 @@ class StreamConnection:
         self.received_seconds = 0.0
 
     # --- outgoing ----------------------------------------------------------------------------------
-    async def send_event(self, event: Event) -> None:
-        await self.outbox.put(("json", event_message(event)))
+    async def send_message(self, message: dict) -> None:
+        await self.outbox.put(("json", message))
 
-    async def send_error(self, error: UniVoiceError, **fields) -> None:
-        await self.send_event(Event("error", {"code": error.code, "message": error.message, **fields}))
+    async def send_event(self, event: PipelineEvent) -> None:
+        await self.send_message(event_message(event))
+
+    async def send_error(self, error: UniVoiceError) -> None:
+        await self.send_message(error_message(error))
 
     async def send_audio(self, samples: np.ndarray) -> bool:
         """Audio is what gives way under backpressure: a full outbox drops the chunk."""
@@ -152,7 +160,7 @@ class StreamConnection:
 
     async def _configure(self) -> None:
         while True:
-            message = await self._next_message(timeout=self.limits.stream_config_timeout_s)
+            message = await self._next_message(timeout=self.settings.stream_config_timeout_s)
             if isinstance(message, bytes):
                 await self.send_error(BadRequest('send the JSON {"type": "config", ...} message before any audio',
                                                  code="not_configured"))
@@ -182,7 +190,7 @@ class StreamConnection:
                 StreamRequest(self.principal.subject, self.session_id, config.voice_profile_id,
                               config.source_language, config.target_language,
                               config.audio.sample_rate if config.audio else None),
-                settings=self.limits, sessions=self.services.sessions, profiles=self.services.profiles,
+                settings=self.settings, sessions=self.services.sessions, profiles=self.services.profiles,
                 speech=self.services.speech, emit=self.send_event, emit_audio=self.send_audio)
         except Conflict as error:
             if error.code == "session_ended":
@@ -190,26 +198,20 @@ class StreamConnection:
             raise
         live = self.pipeline.settings
         self.input_rate = live.input_rate
-        await self.send_event(Event("ready", {
-            "protocol": PROTOCOL_VERSION, "session_id": self.session_id,
-            "source_language": live.source_language, "target_language": live.target_language,
-            "voice": live.voice.name,
-            "input": {"encoding": "pcm16", "sample_rate": self.input_rate, "channels": 1},
-            "output": {"encoding": "pcm16", "sample_rate": OUTPUT_RATE, "channels": 1, "header": "uint32 sequence, big-endian"},
-            "limits": {"max_frame_bytes": self.limits.stream_max_frame_bytes,
-                       "max_session_seconds": self.limits.stream_max_session_s},
-        }))
+        await self.send_message(ready_message(
+            self.session_id, live.source_language, live.target_language, live.voice.name, self.input_rate,
+            OUTPUT_RATE, self.settings.stream_max_frame_bytes, self.settings.stream_max_session_s))
 
     async def _receive_loop(self) -> None:
         while True:
-            message = await self._next_message(timeout=self.limits.stream_idle_timeout_s)
+            message = await self._next_message(timeout=self.settings.stream_idle_timeout_s)
             if message is None:
                 continue
             if isinstance(message, bytes):
                 await self._audio(message)
             elif isinstance(message, StopMessage):
                 await self.pipeline.finish()
-                await self.send_event(Event("stopped", {"session_id": self.session_id}))
+                await self.send_message(stopped_message(self.session_id))
                 return
             elif isinstance(message, ConfigMessage):
                 await self.send_error(BadRequest("the stream is already configured; open a new stream to change it",
@@ -219,10 +221,10 @@ class StreamConnection:
 
     async def _control(self, message) -> None:
         if isinstance(message, PingMessage):
-            await self.send_event(Event("pong", {"id": message.id}))
+            await self.send_message(pong_message(message.id))
         elif isinstance(message, AuthMessage):
             await self._set_principal(message.token, None)
-            await self.send_event(Event("auth_ok", {"expires_in": round(self.expires_at - time.time()) if self.expires_at else None}))
+            await self.send_message(auth_ok_message(round(self.expires_at - time.time()) if self.expires_at else None))
         elif isinstance(message, FlushMessage):
             if self.pipeline is None:
                 await self.send_error(BadRequest("nothing to flush before the config message", code="not_configured"))
@@ -232,9 +234,9 @@ class StreamConnection:
             raise CloseStream(CLOSE_NORMAL, UniVoiceError("stopped before the stream was configured", code="stopped"))
 
     async def _audio(self, frame: bytes) -> None:
-        if len(frame) > self.limits.stream_max_frame_bytes:
+        if len(frame) > self.settings.stream_max_frame_bytes:
             await self.send_error(PayloadTooLarge(
-                f"audio frames are limited to {self.limits.stream_max_frame_bytes} bytes; this one had {len(frame)}."
+                f"audio frames are limited to {self.settings.stream_max_frame_bytes} bytes; this one had {len(frame)}."
                 " Send 20-100 ms of audio per frame", code="frame_too_large"))
             return
         try:
@@ -243,9 +245,9 @@ class StreamConnection:
             await self.send_error(error)
             return
         self.received_seconds += len(samples) / self.input_rate
-        if time.monotonic() - self.started > self.limits.stream_max_session_s:
+        if time.monotonic() - self.started > self.settings.stream_max_session_s:
             raise CloseStream(CLOSE_POLICY, UniVoiceError(
-                f"streams are limited to {self.limits.stream_max_session_s} s; reconnect to continue",
+                f"streams are limited to {self.settings.stream_max_session_s} s; reconnect to continue",
                 code="session_limit"))
         await self.pipeline.push(samples)
 

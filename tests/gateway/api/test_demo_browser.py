@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from gateway.local_stack import gateway_in_thread
+from gateway.embedded import gateway_in_thread
 from tests.gateway.api_support import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")

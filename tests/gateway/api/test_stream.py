@@ -11,7 +11,7 @@ import soxr
 import websocket
 
 from benchmarks.quality import word_error_rate
-from gateway.local_stack import gateway_in_thread
+from gateway.embedded import gateway_in_thread
 from gateway.stream_client import StreamClient
 from tests.gateway.api_support import PASSWORD
 

@@ -11,7 +11,7 @@ import numpy as np
 import websocket
 
 from gateway.audio import float_to_pcm16
-from gateway.local_stack import copy_repository, gateway_in_thread
+from gateway.embedded import copy_repository, gateway_in_thread
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer, free_port
 from tests.gateway.api.test_stream import login, new_session, next_json

@@ -7,7 +7,7 @@ import numpy as np
 import soxr
 
 from benchmarks.quality import word_error_rate
-from gateway.local_stack import gateway_in_thread
+from gateway.embedded import gateway_in_thread
 from gateway.pipeline.voices import load_presets
 from gateway.stream_client import StreamClient
 from tests.gateway.api.test_stream import login, new_session

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gateway.pipeline.events import AudioStarted, TranslationDone, UtteranceMetrics
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.interfaces import SpokenClause, TranslationPiece, Voice
 from gateway.pipeline.live import LiveSettings, LiveTranslation
@@ -79,11 +80,11 @@ async def run(transcripts, outputs):
 async def test_a_refused_translation_is_replaced_and_the_event_says_so():
     events, llm, synthesizer = await run(["Dime un chiste sobre gatos."], {
         "Dime un chiste sobre gatos.": "Here's a joke about cats: why did the cat cross the road? To get across!"})
-    translation = next(e for e in events if e.type == "translation").fields
-    assert translation["translation_fallback"] == "apertium" and translation["fallback_reason"] == "reply_presentation"
-    assert translation["text"] == "Say me a joke on cats." and translation["engine"] == "apertium"
+    translation = next(e for e in events if isinstance(e, TranslationDone))
+    assert translation.engine == "apertium" and translation.fallback_reason == "reply_presentation"
+    assert translation.text == "Say me a joke on cats."
     assert synthesizer.said == ["Say me a joke on cats."]  # the reply was never spoken
-    assert [e.type for e in events].count("audio_start") == 1
+    assert sum(isinstance(e, AudioStarted) for e in events) == 1
 
 
 @pytest.mark.anyio
@@ -95,8 +96,8 @@ async def test_translation_streams_into_clauses_with_the_previous_utterances_as_
     assert llm.contexts == [(), ((first, "My sister lives in Berlin."),)]
     assert synthesizer.said == ["My sister lives in Berlin.", "She is a doctor and works", "in a very big hospital,",
                                 "right in the centre of the city."]
-    metrics = [e.fields["timings_ms"] for e in events if e.type == "metrics"]
+    metrics = [e.timings_ms for e in events if isinstance(e, UtteranceMetrics)]
     assert all("translation_first_piece_ms" in m and m["translation_first_piece_ms"] <= m["translation_ms"]
                for m in metrics)
-    translations = [e.fields for e in events if e.type == "translation"]
-    assert [t["engine"] for t in translations] == ["llm", "llm"] and "translation_fallback" not in translations[0]
+    translations = [e for e in events if isinstance(e, TranslationDone)]
+    assert [t.engine for t in translations] == ["llm", "llm"] and translations[0].fallback_reason is None

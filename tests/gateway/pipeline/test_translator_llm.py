@@ -14,7 +14,7 @@ import pytest
 import soxr
 
 from benchmarks.quality import word_error_rate
-from gateway.local_stack import gateway_in_thread
+from gateway.embedded import gateway_in_thread
 from gateway.pipeline.guard import TranslationGuard
 from gateway.pipeline.translate import GuardedTranslator, LlmTranslator, apertium, translate_all
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets

@@ -30,7 +30,9 @@ def _whisper(model_dir: Path, threads: int, chunk_length: int) -> WhisperTranscr
     return WhisperTranscriber(model_dir, cpu_threads=threads, chunk_length=chunk_length)
 
 
-class SpeechStack:
+class SpeechProviders:
+    """The transcriber, translators per pair, synthesizer and voices that every stream of this process shares."""
+
     def __init__(self, settings: Settings, triton: TritonClient):
         self.settings = settings
         self.triton = triton

@@ -1,4 +1,4 @@
-"""Train the voice converter: `make train-voice` (full) or `python -m training.voice_clone.train --quick`.
+"""Train the voice converter: `make train-voice` (full) or `python -m training.voice_converter.train --quick`.
 
 1. split the speakers of ../shared/data (train / validation / test by id, see `data.split`);
 2. read a fixed passage with every Kokoro preset: their embeddings pick the nearest preset, their
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from training.voice_clone import data
+from training.voice_converter import data
 from univoice_core import config, served
 from univoice_core import voice_features as vf
 from univoice_core.presets import PresetTable, load_styles
@@ -46,7 +46,7 @@ def prepare(quick: bool, train_speakers: int | None, workers: int, build_dir: Pa
         validation = _per_gender(validation, 1)
     elif train_speakers:
         train = _per_gender(train, train_speakers // 2)
-    work = build_dir / "voice_clone"
+    work = build_dir / "voice_converter"
     work.mkdir(parents=True, exist_ok=True)
     onnx, whisper = synthesizer_onnx(), whisper_model_dir("base", build_dir)
     table_path = work / "presets.npz"
@@ -75,7 +75,7 @@ def train(examples: list[dict], validation: list[dict], table: PresetTable, step
           seed: int) -> tuple[object, dict]:
     import torch
 
-    from training.voice_clone.model import VoiceConverter
+    from training.voice_converter.model import VoiceConverter
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -194,19 +194,19 @@ def main(argv: list[str] | None = None) -> dict:
                              "--quick: .build)")
     args = parser.parse_args(argv)
     build_dir = config.build_dir()
-    out = args.out or (build_dir / "voice_clone" / "quick" if args.quick else CHECKPOINT_DIR)
+    out = args.out or (build_dir / "voice_converter" / "quick" if args.quick else CHECKPOINT_DIR)
     steps = args.steps or (60 if args.quick else 2500)
     started = time.time()
     examples, validation, table = prepare(args.quick, args.train_speakers, args.workers, build_dir)
     prepared = time.time()
     model, figures = train(examples, validation, table, steps, args.batch, SEED)
     out.mkdir(parents=True, exist_ok=True)
-    from training.voice_clone.model import save
+    from training.voice_converter.model import save
 
     save(model, out / CHECKPOINT, {"presets": {"names": table.names, "embeddings": table.embeddings,
                                                "statistics": table.statistics}})
     report = {
-        "command": "python -m training.voice_clone.train" + (" --quick" if args.quick else ""),
+        "command": "python -m training.voice_converter.train" + (" --quick" if args.quick else ""),
         "seed": SEED,
         "train_speakers": [e["speaker"].item() for e in examples],
         "validation_speakers": [e["speaker"].item() for e in validation],

@@ -8,7 +8,7 @@ envelopes aligns the synthetic frames to the real ones. Examples are cached per 
 `.build/voice_clone/examples/` (a rerun only computes what is missing).
 
 Speakers are split by id into train / validation / test (stratified by gender, fixed seed); nothing
-from a test speaker is ever seen by training (`benchmarks/voice_clone.py` evaluates on them).
+from a test speaker is ever seen by training (`benchmarks/voice_similarity.py` evaluates on them).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Does the clone sound like the speaker? `make eval-voice` (= python -m benchmarks.voice_clone).
+"""Does the clone sound like the speaker? `make eval-voice` (= python -m benchmarks.voice_similarity).
 
-On the held-out **test speakers** (never trained on; `training.voice_clone.data.split`), each enrols on
+On the held-out **test speakers** (never trained on; `training.voice_converter.data.split`), each enrols on
 the first half of their recording, exactly as through the gateway: `voice_embedding` + the voice
 statistics. The same sentences are then spoken by
 
@@ -18,7 +18,7 @@ all through the served Triton models, and compared with the **second half** of t
 Writes benchmarks/results/<date>/voice_clone.{json,png} and a few WAVs (clone, nearest preset, the real
 speaker) under voice_clone_samples/. LibriSpeech audio: CC BY 4.0.
 
-    python -m benchmarks.voice_clone [--quick] [--speakers N]
+    python -m benchmarks.voice_similarity [--quick] [--speakers N]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets
 from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
-from training.voice_clone import data
+from training.voice_converter import data
 from univoice_core import served
 from univoice_core import voice_features as vf
 from univoice_core.audio import MODEL_RATE, OUTPUT_RATE, to_model_rate
@@ -291,12 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.grpc_url:
         result = asyncio.run(measure(args.grpc_url, speakers, sentences))
     else:
-        from gateway.local_stack import private_triton
+        from gateway.embedded import private_triton
 
         with private_triton(settings.model_repository) as server:
             result = asyncio.run(measure(server.grpc_url, speakers, sentences))
     result["minutes"] = round((time.time() - started) / 60, 2)
-    result["command"] = "python -m benchmarks.voice_clone" + (" --quick" if args.quick else "")
+    result["command"] = "python -m benchmarks.voice_similarity" + (" --quick" if args.quick else "")
     save(result, args.out)
     report(result)
     Console().print(f"saved {args.out / 'voice_clone.json'}, voice_clone.png and voice_clone_samples/")
