@@ -39,7 +39,8 @@ def stack_settings(base: Settings, grpc_port: int, http_port: int, state_dir: Pa
     return base.model_copy(update={
         "triton_grpc_port": grpc_port, "triton_http_port": http_port, "state_dir": state_dir,
         "store_backend": "sqlite", "blob_backend": "local", "sqlite_path": None, "blob_dir": None,
-        "rate_limit_per_minute": 60_000, "rate_limit_burst": 10_000, "preload_voices": True,
+        "rate_limit_per_minute": 60_000, "rate_limit_burst": 10_000, "auth_attempts_per_minute": 60_000,
+        "auth_attempts_burst": 10_000, "max_api_keys_per_user": 1_000, "uploads_per_user": 100, "preload_voices": True,
         "log_json": False, "log_level": "WARNING", **overrides,
     })
 
@@ -169,7 +170,6 @@ def summarise_load(result: dict, duration_s: float) -> dict:
     return {**result, "duration_s": duration_s, "stages": stage_profile(result),
             "utterances_per_min": result["utterance_total_ms"]["count"] / window_min,
             "rest_requests_per_s": sum(e["requests"] for e in rest) / result["window_s"]}
-
 
 
 def plot(loads: list[dict], path: Path) -> None:

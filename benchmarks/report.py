@@ -166,7 +166,6 @@ def report(summary: dict, embedding: dict, latency_result: dict, loads: list[dic
     return "\n".join(lines)
 
 
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, nargs="+", default=[1, 2, 4, 8], help="conversation users per run")

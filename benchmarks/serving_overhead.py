@@ -26,6 +26,7 @@ from gateway.observability import REGISTRY
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.vad import StreamingVad
 from gateway.pipeline.voices import DEFAULT_VOICE
+from gateway.profiles import MAX_UPLOAD_SECONDS
 from gateway.settings import Settings
 from gateway.stream_client import StreamClient, open_session, sign_in
 from univoice_core.audio import MODEL_RATE
@@ -105,8 +106,8 @@ def raw_enrolment(data: bytes, embedder: LocalEmbedding, settings: Settings,
                   detector: audio.ClipVad) -> dict[str, float]:
     """POST /v1/profiles' model work, unserved: decode + checks (Silero VAD), then the embedding. Seconds."""
     started = time.perf_counter()
-    report = audio.check_enrolment(audio.decode(data), settings.enrol_min_speech_s, settings.enrol_max_speech_s,
-                                   detector)
+    clip = audio.decode(data, max_bytes=settings.max_upload_bytes, max_seconds=MAX_UPLOAD_SECONDS)
+    report = audio.check_enrolment(clip, settings.enrol_min_speech_s, settings.enrol_max_speech_s, detector)
     checked = time.perf_counter()
     embedder.embed(report.samples16k)
     return {"checks_s": checked - started, "embedding_s": time.perf_counter() - checked}

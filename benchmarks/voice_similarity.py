@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from benchmarks.quality import word_error_rate
+from benchmarks.quality import word_errors
 from gateway.pipeline.interfaces import Voice
 from gateway.pipeline.stt import WhisperTranscriber
 from gateway.pipeline.synthesis import KokoroSynthesizer
@@ -93,7 +93,7 @@ class Spoken:
 
 async def speak(synthesizer: KokoroSynthesizer, transcriber: WhisperTranscriber, voice: Voice,
                 sentences: tuple[str, ...]) -> Spoken:
-    pieces, errors, words, first, busy = [], 0.0, 0, None, 0.0
+    pieces, errors, words, first, busy = [], 0, 0, None, 0.0
     for sentence in sentences:
         started = time.perf_counter()
         audio = np.concatenate([c.audio24k async for c in synthesizer.speak(sentence, "en", voice)])
@@ -101,9 +101,9 @@ async def speak(synthesizer: KokoroSynthesizer, transcriber: WhisperTranscriber,
         first = audio if first is None else first
         audio16k = to_model_rate(audio)
         heard = await transcriber.transcribe(audio16k, "en")
-        count = len(sentence.split())
-        errors += word_error_rate(sentence, heard) * count
-        words += count
+        sentence_errors, sentence_words = word_errors(sentence, heard)
+        errors += sentence_errors
+        words += sentence_words
         pieces.append(audio16k)
     speech = np.concatenate(pieces)
     return Spoken(speech, first, errors / words, busy / (len(speech) / MODEL_RATE))

@@ -7,12 +7,15 @@ import uuid
 from dataclasses import dataclass
 
 from gateway import security
+from gateway.cpu import PASSWORDS, run_cpu
 from gateway.records import ApiKey, RefreshToken, User, from_document, to_document
 from gateway.security import Principal, TokenIssuer
 from gateway.stores.base import RecordStore
-from univoice_core.errors import Conflict, NotFound, Unauthorized
+from univoice_core.errors import BadRequest, Conflict, NotFound, Unauthorized
 
 USERS, USERNAMES, API_KEYS, REVOKED = "users", "usernames", "api_keys", "revoked_access"
+# Per user: access tokens issued before this time are refused (a refresh token was replayed: all sessions end).
+REVOKED_BEFORE = "revoked_access_before"
 # A refresh token's record outlives its use (so a replay is recognised); a separate "live" marker is
 # what rotation consumes, atomically, exactly once.
 REFRESH, REFRESH_LIVE = "refresh_tokens", "refresh_live"
@@ -27,17 +30,21 @@ class IssuedTokens:
 
 
 class AccountService:
-    def __init__(self, store: RecordStore, issuer: TokenIssuer, refresh_ttl_s: int):
+    def __init__(self, store: RecordStore, issuer: TokenIssuer, refresh_ttl_s: int, *, max_api_keys: int = 10):
         self.store = store
         self.issuer = issuer
         self.refresh_ttl_s = refresh_ttl_s
+        self.max_api_keys = max_api_keys
 
     # --- users ---------------------------------------------------------------------------------
     async def create_user(self, username: str, password: str, scopes=security.DEFAULT_USER_SCOPES) -> User:
         key = username.lower()
+        if problem := security.password_problem(username, password):
+            raise BadRequest(problem, code="weak_password")
         if await self.store.get(USERNAMES, key):
             raise Conflict(f"the username {username!r} is taken; choose another", code="username_taken")
-        user = User(id=f"u_{uuid.uuid4().hex}", username=username, password_hash=security.hash_password(password),
+        password_hash = await run_cpu(security.hash_password, password, pool=PASSWORDS)
+        user = User(id=f"u_{uuid.uuid4().hex}", username=username, password_hash=password_hash,
                     scopes=tuple(sorted(set(scopes))), created_at=time.time())
         await self.store.put(USERS, user.id, to_document(user))
         await self.store.put(USERNAMES, key, {"user_id": user.id})
@@ -50,18 +57,25 @@ class AccountService:
         return from_document(User, document)
 
     async def authenticate(self, username: str, password: str) -> User:
+        """The account, or `invalid_credentials`; an unknown username costs the same argon2 check as a known one,
+        so the answer's timing does not tell which usernames exist."""
         entry = await self.store.get(USERNAMES, username.lower())
         document = await self.store.get(USERS, entry["user_id"]) if entry else None
         user = from_document(User, document) if document else None
-        if user is None or not security.verify_password(password, user.password_hash):
+        stored_hash = user.password_hash if user else security.dummy_password_hash()
+        matches = await run_cpu(security.verify_password, password, stored_hash, pool=PASSWORDS)
+        if user is None or not matches:
             raise Unauthorized("wrong username or password", code="invalid_credentials")
         return user
 
     # --- tokens --------------------------------------------------------------------------------
     async def issue(self, user: User, scopes: list[str] | None = None) -> IssuedTokens:
-        granted = tuple(sorted(set(scopes or user.scopes) & set(user.scopes)))
-        access, expires_in = self.issuer.issue_access(user.id, granted)
+        if scopes and not set(scopes) <= set(user.scopes):
+            raise BadRequest(f"this account may not have {', '.join(sorted(set(scopes) - set(user.scopes)))}; it has "
+                             f"{' '.join(user.scopes)}", code="invalid_scope")
+        granted = tuple(sorted(set(scopes or user.scopes)))
         refresh, token_id = security.new_refresh_token()
+        access, expires_in = self.issuer.issue_access(user.id, granted, refresh_token_id=token_id)
         _, secret = security.parse_refresh_token(refresh)
         record = RefreshToken(id=token_id, user_id=user.id, secret_hash=security.hash_secret(secret), scopes=granted)
         await self.store.put(REFRESH, token_id, to_document(record), owner=user.id, ttl_s=self.refresh_ttl_s)
@@ -76,6 +90,8 @@ class AccountService:
             raise Unauthorized("the refresh token is unknown, expired or revoked; log in again", code="invalid_token")
         if not await self.store.delete(REFRESH_LIVE, token_id):  # already used or revoked: a replay
             await self.revoke_all(record.user_id)
+            await self.store.put(REVOKED_BEFORE, record.user_id, {"before": time.time()},
+                                 ttl_s=self.issuer.access_ttl_s)
             raise Unauthorized("the refresh token was already used; every session was signed out",
                                code="refresh_token_reused")
         return await self.issue(await self.user(record.user_id), list(record.scopes))
@@ -85,15 +101,15 @@ class AccountService:
         return from_document(RefreshToken, document) if document else None
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
-        if refresh_token:
-            token_id, _ = security.parse_refresh_token(refresh_token)
-            record = await self._refresh_token(token_id)
-            if record and record.user_id == principal.subject:  # revoked, not "used": forget it entirely
-                await self.store.delete(REFRESH_LIVE, token_id)
-                await self.store.delete(REFRESH, token_id)
-        if principal.token_id:
+        """Revoke the access token, and the refresh token given (or, without one, the one issued with it)."""
+        if principal.token_id and principal.via == "access_token":  # first: a bad refresh token must not keep it
             await self.store.put(REVOKED, principal.token_id, {"user_id": principal.subject},
                                  ttl_s=self.issuer.access_ttl_s)
+        token_id = security.parse_refresh_token(refresh_token)[0] if refresh_token else principal.refresh_token_id
+        record = await self._refresh_token(token_id) if token_id else None
+        if record and record.user_id == principal.subject:  # revoked, not "used": forget it entirely
+            await self.store.delete(REFRESH_LIVE, record.id)
+            await self.store.delete(REFRESH, record.id)
 
     async def revoke_all(self, user_id: str) -> None:
         for document in await self.store.list(REFRESH, owner=user_id):
@@ -104,13 +120,30 @@ class AccountService:
         principal = self.issuer.verify_access(token)
         if principal.token_id and await self.store.get(REVOKED, principal.token_id):
             raise Unauthorized("the access token was revoked (logged out); log in again", code="token_revoked")
+        cutoff = await self.store.get(REVOKED_BEFORE, principal.subject)
+        if cutoff and principal.issued_at is not None and principal.issued_at <= cutoff["before"]:
+            raise Unauthorized("every session of this account was signed out (a refresh token was reused); log in "
+                               "again", code="token_revoked")
         return principal
+
+    async def delete_user(self, user_id: str) -> None:
+        """The account and every credential of it: API keys, refresh tokens, access tokens already out."""
+        user = await self.user(user_id)
+        for document in await self.store.list(API_KEYS, owner=user_id):
+            await self.store.delete(API_KEYS, document["id"])
+        await self.revoke_all(user_id)
+        await self.store.put(REVOKED_BEFORE, user_id, {"before": time.time()}, ttl_s=self.issuer.access_ttl_s)
+        await self.store.delete(USERNAMES, user.username.lower())
+        await self.store.delete(USERS, user_id)
 
     # --- API keys ------------------------------------------------------------------------------
     async def create_api_key(self, user: User, name: str, scopes: list[str]) -> tuple[str, ApiKey]:
         granted = tuple(sorted(set(scopes) & set(user.scopes)))
         if not granted:
             raise Unauthorized("none of the requested scopes is granted to this account", code="insufficient_scope")
+        if len(await self.store.list(API_KEYS, owner=user.id)) >= self.max_api_keys:
+            raise Conflict(f"this account has {self.max_api_keys} API keys, the most it may hold; delete one first",
+                           code="too_many_api_keys")
         key, key_id = security.new_api_key()
         _, secret = security.parse_api_key(key)
         record = ApiKey(id=key_id, user_id=user.id, name=name, scopes=granted,

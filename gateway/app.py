@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import audio
 from gateway.accounts import AccountService
+from gateway.api.body_limit import BodyLimit
 from gateway.api.deps import Services
-from gateway.api.errors import http_headers, http_status
+from gateway.api.errors import error_response, http_headers, http_status
 from gateway.api.routes import auth, demo, health, profiles, sessions, stream
+from gateway.audit import AuditLog
 from gateway.blobs.factory import make_blob_store
 from gateway.observability import (
     CORRELATION_HEADER,
@@ -29,15 +37,17 @@ from gateway.observability import (
 )
 from gateway.pipeline.providers import SpeechProviders
 from gateway.profiles import ProfileService
-from gateway.ratelimit import make_rate_limiter
+from gateway.ratelimit import ConcurrencyLimit, make_rate_limiter
 from gateway.security import JwksVerifier, TokenIssuer
 from gateway.sessions import SessionService
 from gateway.settings import Settings, get_settings
 from gateway.stores.factory import make_record_store
 from gateway.triton.client import TritonClient
-from univoice_core.errors import UniVoiceError
+from univoice_core.errors import RateLimited, UniVoiceError
 
 log = logging.getLogger("univoice.gateway")
+CLIENT_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CLIENT_CORRELATION_HEADER = "X-Client-Correlation-ID"
 
 DESCRIPTION = """
 UniVoice gateway. Authenticate with the OAuth2 password flow (`POST /v1/auth/token`) and send
@@ -46,10 +56,41 @@ UniVoice gateway. Authenticate with the OAuth2 password flow (`POST /v1/auth/tok
 """
 
 
+def security_headers(path: str, *, tls: bool) -> dict[str, str]:
+    """On every response: no framing (clickjacking), no MIME sniffing, no referrer; a Content-Security-Policy that
+    lets the /demo page run its own script and AudioWorklet (a blob: module) and open its WebSocket, and lets
+    /docs run Swagger UI's inline start-up script, both from this origin only."""
+    inline = " 'unsafe-inline'" if path == "/docs" else ""
+    headers = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": f"default-src 'self'; script-src 'self' blob:{inline}; style-src 'self'{inline}; "
+                                   "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+                                   "base-uri 'none'; form-action 'self'",
+    }
+    if tls:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
+def _serve_docs_locally(app: FastAPI) -> None:
+    """/docs with Swagger UI from the fastapi-offline package, not from a CDN (nothing loaded from elsewhere)."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs/static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API docs",
+                                   swagger_js_url="/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/docs/static/favicon.png")
+
+
 def account_service(settings: Settings, store) -> AccountService:
     issuer = TokenIssuer(settings.signing_key(), settings.jwt_issuer, settings.jwt_audience,
                          settings.access_token_ttl_s)
-    return AccountService(store, issuer, settings.refresh_token_ttl_s)
+    return AccountService(store, issuer, settings.refresh_token_ttl_s, max_api_keys=settings.max_api_keys_per_user)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -57,6 +98,7 @@ async def build_services(settings: Settings) -> Services:
     redis_client = getattr(store, "redis", None)
     blobs = await make_blob_store(settings)
     triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
+    audit = AuditLog(store)
     jwks = None
     if settings.auth_mode == "jwks":
         if not settings.jwks_url:
@@ -67,16 +109,24 @@ async def build_services(settings: Settings) -> Services:
         store=store,
         blobs=blobs,
         limiter=make_rate_limiter(settings, redis_client),
+        auth_limiter=make_rate_limiter(settings, redis_client, per_minute=settings.auth_attempts_per_minute,
+                                       burst=settings.auth_attempts_burst),
         triton=triton,
         accounts=account_service(settings, store),
         sessions=SessionService(store, settings.session_ttl_s),
+        audit=audit,
         profiles=ProfileService(
-            store, blobs, triton, audio.ClipVad(),
+            store, blobs, triton, audio.ClipVad(), audit,
             max_upload_bytes=settings.max_upload_bytes, min_speech_s=settings.enrol_min_speech_s,
             max_speech_s=settings.enrol_max_speech_s, keep_audio=settings.keep_enrolment_audio,
+            uploads_per_user=settings.uploads_per_user,
         ),
         jwks=jwks,
         speech=SpeechProviders(settings, triton),
+        connections_per_address=ConcurrencyLimit(settings.stream_connections_per_address, lambda limit: RateLimited(
+            5, f"{limit} streams are already open from this address; close one first", code="too_many_connections")),
+        streams_per_user=ConcurrencyLimit(settings.streams_per_user, lambda limit: RateLimited(
+            5, f"{limit} streams of this account are already open; close one first", code="too_many_streams")),
     )
 
 
@@ -94,7 +144,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.triton.close()
             await app.state.services.store.close()
 
-    app = FastAPI(title="UniVoice gateway", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="UniVoice gateway", version="1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, upload_bytes=settings.max_upload_bytes)  # inside `observe`: it has the id
+    _serve_docs_locally(app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", CORRELATION_HEADER],
+                           expose_headers=[CORRELATION_HEADER, "Retry-After"])
     for router in (auth.router, sessions.router, sessions.languages_router, profiles.router, health.router,
                    stream.router, demo.router):
         app.include_router(router)
@@ -102,14 +160,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
-        cid = request.headers.get(CORRELATION_HEADER) or new_correlation_id()
-        token = correlation_id.set(cid[:64])
+        # The id is always ours (a client could otherwise pass another request's id, or a forged log line);
+        # a well-formed id of the client's rides along in the log and comes back in its own header.
+        client_id = request.headers.get(CORRELATION_HEADER, "")
+        client_id = client_id if CLIENT_CORRELATION_ID.fullmatch(client_id) else None
+        token = correlation_id.set(new_correlation_id())
         started = time.perf_counter()
         status = 500
         try:
             response = await call_next(request)
             status = response.status_code
             response.headers[CORRELATION_HEADER] = correlation_id.get()
+            if client_id:
+                response.headers[CLIENT_CORRELATION_HEADER] = client_id
+            response.headers.update(security_headers(request.url.path, tls=settings.tls_certfile is not None))
             return response
         finally:
             route = request.scope.get("route")
@@ -118,33 +182,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
             HTTP_LATENCY.labels(request.method, path).observe(elapsed)
             log_event(log, "request", method=request.method, route=path, status=status,
-                      ms=round(1000 * elapsed, 1), subject=getattr(request.state, "subject", None))
+                      ms=round(1000 * elapsed, 1), subject=getattr(request.state, "subject", None),
+                      client_correlation_id=client_id)
             correlation_id.reset(token)
-
-    def error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-        body = {"code": code, "message": message, "correlation_id": correlation_id.get()}
-        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(UniVoiceError)
     async def api_error(request: Request, exc: UniVoiceError):
-        return error(http_status(exc), exc.code, exc.message, http_headers(exc))
+        return error_response(http_status(exc), exc.code, exc.message, http_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()[:5]
         )
-        return error(422, "validation_error", f"the request is invalid: {problems}")
+        return error_response(422, "validation_error", f"the request is invalid: {problems}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), exc.headers)
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("unhandled error")
-        return error(500, "internal_error", "an internal error occurred; quote the correlation id when reporting it")
+        return error_response(500, "internal_error",
+                              "an internal error occurred; quote the correlation id when reporting it")
 
     return app
 

@@ -20,7 +20,11 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 from univoice_core.audio import MODEL_RATE
 from univoice_core.errors import InvalidAudio, PayloadTooLarge
 
-MIN_RATE, MAX_RATE = 8_000, 192_000
+MIN_RATE, MAX_RATE = 8_000, 192_000  # what `resample` takes
+# What an upload may declare, checked in its header before a sample is decoded: a few hundred KB of FLAC can
+# declare 8 channels at 192 kHz or 655 kHz, and decode to gigabytes.
+MAX_UPLOAD_RATE, MAX_UPLOAD_CHANNELS = 48_000, 2
+DECODE_BLOCK_FRAMES = 1 << 16  # decoded and mixed down to mono a block at a time
 ACCEPTED_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "OGG"})  # libsndfile major formats
 ACCEPTED_TEXT = "WAV, FLAC or OGG (Vorbis/Opus)"
 
@@ -47,39 +51,53 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
-def decode(data: bytes, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
-    """Decode an uploaded file to mono float32.
+def decode(data: bytes, *, max_bytes: int, max_seconds: float) -> Audio:
+    """Decode an uploaded file to mono float32, in bounded memory.
 
-    `max_bytes` bounds the upload; `max_seconds` bounds the decoded length *before* decoding, because
-    a few MB of FLAC silence can expand to hours of float32.
+    The header is checked first (format, rate, channels, declared length) and nothing is decoded if it asks
+    for more than the limits; then blocks are decoded and mixed down one at a time, and decoding stops as soon
+    as the audio runs past `max_seconds` (a header may leave its length unknown, or lie).
     """
-    if max_bytes is not None and len(data) > max_bytes:
+    if len(data) > max_bytes:
         raise PayloadTooLarge(f"the audio file is {len(data)} bytes; the limit is {max_bytes} bytes")
     if not data:
         raise InvalidAudio(f"the audio file is empty; send {ACCEPTED_TEXT}", code="unsupported_audio")
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as f:
-            if f.format not in ACCEPTED_FORMATS:
-                raise InvalidAudio(
-                    f"{f.format} audio is not accepted; send {ACCEPTED_TEXT}", code="unsupported_audio"
-                )
-            if max_seconds is not None and f.frames > max_seconds * f.samplerate:
-                raise PayloadTooLarge(
-                    f"the audio is {f.frames / f.samplerate:.1f} s long; the limit is {max_seconds:.0f} s",
-                    code="audio_too_long",
-                )
-            frames = f.read(dtype="float32", always_2d=True)
-            rate = f.samplerate
+            _check_header(f, max_seconds)
+            samples, rate = _read_mono(f, limit=int(max_seconds * f.samplerate), max_seconds=max_seconds), f.samplerate
     except soundfile.SoundFileError as exc:
         raise InvalidAudio(
             f"could not decode the upload as audio; send {ACCEPTED_TEXT}", code="unsupported_audio"
         ) from exc
-    if frames.shape[0] == 0:
+    if len(samples) == 0:
         raise InvalidAudio(f"the audio file has no samples; send {ACCEPTED_TEXT}", code="unsupported_audio")
-    samples = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
     if not np.isfinite(samples).all():
         raise InvalidAudio("the audio contains NaN or infinite samples", code="unsupported_audio")
-    return Audio(np.ascontiguousarray(samples, dtype=np.float32), int(rate))
+    return Audio(samples, int(rate))
+
+
+def _check_header(f: soundfile.SoundFile, max_seconds: float) -> None:
+    if f.format not in ACCEPTED_FORMATS:
+        raise InvalidAudio(f"{f.format} audio is not accepted; send {ACCEPTED_TEXT}", code="unsupported_audio")
+    if not MIN_RATE <= f.samplerate <= MAX_UPLOAD_RATE:
+        raise InvalidAudio(f"the upload's sample rate is {f.samplerate} Hz; send {MIN_RATE}..{MAX_UPLOAD_RATE} Hz "
+                           "(16000 Hz is best)", code="unsupported_sample_rate")
+    if not 1 <= f.channels <= MAX_UPLOAD_CHANNELS:
+        raise InvalidAudio(f"the upload has {f.channels} channels; send mono or stereo", code="too_many_channels")
+    if f.frames > max_seconds * f.samplerate:
+        raise PayloadTooLarge(f"the audio is {f.frames / f.samplerate:.1f} s long; the limit is {max_seconds:.0f} s",
+                              code="audio_too_long")
+
+
+def _read_mono(f: soundfile.SoundFile, limit: int, max_seconds: float) -> np.ndarray:
+    blocks, frames = [], 0
+    for block in f.blocks(blocksize=DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True):
+        frames += len(block)
+        if frames > limit:
+            raise PayloadTooLarge(f"the audio is longer than the limit of {max_seconds:.0f} s", code="audio_too_long")
+        blocks.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int = MODEL_RATE) -> np.ndarray:

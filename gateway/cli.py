@@ -88,19 +88,19 @@ def triton(gpu: bool = GpuOption) -> None:
 @app.command()
 def serve(gpu: bool = GpuOption) -> None:
     """Start the whole stack: the bundled Triton (unless UNIVOICE_TRITON_EMBEDDED=false) and the gateway."""
-    import uvicorn
-
     from gateway.observability import configure_logging
+    from gateway.server import uvicorn_server
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     server = _start_triton(gpu) if settings.triton_embedded else None
-    console.print(f"  Gateway         http://{settings.host}:{settings.port}   API docs: http://{settings.host}:{settings.port}/docs")
+    scheme = "https" if settings.tls_certfile else "http"
+    console.print(f"  Gateway         {scheme}://{settings.host}:{settings.port}   API docs: {scheme}://{settings.host}:{settings.port}/docs")
     console.print(f"  Storage         {settings.store_backend} ({settings.resolved_sqlite_path() if settings.store_backend == 'sqlite' else settings.redis_url if settings.store_backend == 'redis' else settings.dynamodb_table}), blobs: {settings.blob_backend}")
     console.print("  First user      `univoice admin create-user NAME` (or POST /v1/auth/signup)   ·   stop with Ctrl-C")
     try:
-        uvicorn.run("gateway.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-                    log_config=None, access_log=False)
+        uvicorn_server("gateway.app:app_from_env", settings, host=settings.host, port=settings.port, factory=True,
+                       log_config=None, access_log=False).run()
     finally:
         if server is not None:
             server.stop()
@@ -151,14 +151,14 @@ def create_user(
     import sys
 
     from gateway.app import account_service
-    from gateway.security import ALL_SCOPES
+    from gateway.security import ALL_SCOPES, password_problem
     from gateway.stores.factory import make_record_store
     from univoice_core.errors import UniVoiceError
 
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 10:
-        console.print("[red]Use a password of at least 10 characters.[/]")
+    if problem := password_problem(username, password):
+        console.print(f"[red]{problem[0].upper() + problem[1:]}.[/]")
         raise typer.Exit(2)
     unknown = set(scopes) - set(ALL_SCOPES)
     if unknown:

@@ -12,9 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvicorn
-
 from gateway.app import create_app
+from gateway.server import uvicorn_server
 from gateway.settings import Settings
 from gateway.triton.launcher import TritonServer, free_port
 from univoice_core.served import SERVED_MODELS
@@ -51,11 +50,10 @@ def private_triton(repository: Path, models: Sequence[str] = SERVED_MODELS, **po
 
 @contextmanager
 def gateway_in_thread(settings: Settings, startup_timeout_s: float = 60.0):
-    """The gateway on a free loopback port (uvicorn in a thread): yields (base URL, app)."""
+    """The gateway on a free loopback port (uvicorn in a thread): yields (base URL, app); https with TLS set."""
     port = free_port()
     application = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn_server(application, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout_s
@@ -64,7 +62,7 @@ def gateway_in_thread(settings: Settings, startup_timeout_s: float = 60.0):
             raise RuntimeError("the gateway did not start; see the log above")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", application
+        yield f"{'https' if settings.tls_certfile else 'http'}://127.0.0.1:{port}", application
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import io
 import math
 import time
@@ -12,39 +12,53 @@ import numpy as np
 import soundfile
 
 from gateway import audio
+from gateway.audit import AuditLog
 from gateway.blobs.base import BlobStore
+from gateway.cpu import UPLOADS, run_cpu
+from gateway.ratelimit import ConcurrencyLimit
 from gateway.records import EnrolmentQuality, VoiceProfile, from_document, to_document
 from gateway.stores.base import RecordStore
 from gateway.triton.client import TritonClient
 from univoice_core import served, voice_features
 from univoice_core.audio import MODEL_RATE
-from univoice_core.errors import InvalidAudio, NotFound
+from univoice_core.errors import InvalidAudio, NotFound, RateLimited
 
 PROFILES = "profiles"
 COMPARE_MIN_SPEECH_S = 1.0
-MAX_UPLOAD_SECONDS = 300.0  # bounds memory: a tiny FLAC of silence could otherwise decode to hours
+MAX_UPLOAD_SECONDS = 120.0  # twice the most speech an enrolment keeps; bounds decoding (48 kHz mono: 23 MB)
 STATISTICS_BLOB = "voice_statistics.npy"
 
 
 class ProfileService:
     def __init__(self, store: RecordStore, blobs: BlobStore, triton: TritonClient, detector: audio.ClipVad,
-                 *, max_upload_bytes: int, min_speech_s: float, max_speech_s: float, keep_audio: bool):
-        self.store, self.blobs, self.triton, self.detector = store, blobs, triton, detector
+                 audit: AuditLog, *, max_upload_bytes: int, min_speech_s: float, max_speech_s: float, keep_audio: bool,
+                 uploads_per_user: int = 2):
+        self.store, self.blobs, self.triton, self.detector, self.audit = store, blobs, triton, detector, audit
         self.max_upload_bytes = max_upload_bytes
         self.min_speech_s, self.max_speech_s = min_speech_s, max_speech_s
         self.keep_audio = keep_audio
+        # One account's burst of enrolments must not take the CPU from everyone else.
+        self.uploads = ConcurrencyLimit(uploads_per_user, lambda limit: RateLimited(
+            5, f"{limit} enrolments or comparisons of this account are already being processed; wait for one to "
+               "finish", code="too_many_uploads"))
 
-    def _decode(self, data: bytes) -> audio.Audio:
-        return audio.decode(data, max_bytes=self.max_upload_bytes, max_seconds=MAX_UPLOAD_SECONDS)
+    async def _decode(self, data: bytes) -> audio.Audio:
+        decode = functools.partial(audio.decode, max_bytes=self.max_upload_bytes, max_seconds=MAX_UPLOAD_SECONDS)
+        return await run_cpu(decode, data, pool=UPLOADS)
 
     async def enrol(self, owner: str, name: str, data: bytes, consent: bool) -> VoiceProfile:
         if not consent:
             raise InvalidAudio("enrolment needs the speaker's consent: send consent=true", code="consent_required")
-        clip = self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
-        report = audio.check_enrolment(clip, self.min_speech_s, self.max_speech_s, self.detector)
+        with self.uploads.hold(owner):
+            return await self._enrol(owner, name, data, consent)
+
+    async def _enrol(self, owner: str, name: str, data: bytes, consent: bool) -> VoiceProfile:
+        clip = await self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
+        report = await run_cpu(audio.check_enrolment, clip, self.min_speech_s, self.max_speech_s, self.detector,
+                               pool=UPLOADS)
         embedding = await self.triton.embed(report.samples16k)
         try:  # what voice_clone needs besides the embedding: pitch and timbre statistics (WORLD Harvest, ~0.3 s per s)
-            statistics = await asyncio.to_thread(voice_features.voice_statistics, report.samples16k)
+            statistics = await run_cpu(voice_features.voice_statistics, report.samples16k, pool=UPLOADS)
         except ValueError as error:
             raise InvalidAudio(f"{error} (found too few voiced frames)", code="too_little_speech") from None
         profile_id = f"p_{uuid.uuid4().hex}"
@@ -60,6 +74,8 @@ class ProfileService:
             voice_pitch_hz=round(math.exp(float(statistics[0])), 1),
         )
         await self.store.put(PROFILES, profile_id, to_document(profile), owner=owner)
+        await self.audit.record(owner, "profile.enrolled", profile_id, consent=consent,
+                                speech_seconds=round(report.speech_seconds, 1), source_audio_kept=self.keep_audio)
         return profile
 
     async def get(self, owner: str, profile_id: str) -> VoiceProfile:
@@ -75,14 +91,17 @@ class ProfileService:
         await self.get(owner, profile_id)
         await self.blobs.delete_prefix(f"profiles/{profile_id}/")
         await self.store.delete(PROFILES, profile_id)
+        await self.audit.record(owner, "profile.deleted", profile_id)
 
     async def embedding(self, owner: str, profile_id: str) -> np.ndarray:
         await self.get(owner, profile_id)
         return await self._array(profile_id, "embedding.npy")
 
-    async def voice(self, owner: str, profile_id: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """The profile's speaker embedding and voice statistics (None for a profile enrolled before cloning)."""
+    async def voice(self, owner: str, profile_id: str, session_id: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The profile's speaker embedding and voice statistics (None for a profile enrolled before cloning), for
+        a stream of `session_id` to speak with."""
         profile = await self.get(owner, profile_id)
+        await self.audit.record(owner, "profile.used", profile_id, session_id=session_id)
         embedding = await self._array(profile_id, "embedding.npy")
         if profile.voice_pitch_hz is None:
             return embedding, None
@@ -94,16 +113,26 @@ class ProfileService:
     async def compare(self, owner: str, profile_id: str, data: bytes) -> tuple[float, float]:
         """Cosine similarity between the profile and the speaker of `data`; also the speech seconds used."""
         reference = await self.embedding(owner, profile_id)
-        clip = self._decode(data)
-        speech = self.detector.speech_only(audio.resample(clip.samples, clip.sample_rate))
-        seconds = len(speech) / MODEL_RATE
-        if seconds < COMPARE_MIN_SPEECH_S:
-            raise InvalidAudio(
-                f"found {seconds:.1f} s of speech; comparing needs at least {COMPARE_MIN_SPEECH_S:.0f} s",
-                code="too_little_speech",
-            )
-        candidate = await self.triton.embed(speech)
-        return float(np.dot(reference, candidate)), seconds
+        with self.uploads.hold(owner):
+            clip = await self._decode(data)
+            speech = await run_cpu(self._speech_16k, clip, pool=UPLOADS)
+            seconds = len(speech) / MODEL_RATE
+            if seconds < COMPARE_MIN_SPEECH_S:
+                raise InvalidAudio(
+                    f"found {seconds:.1f} s of speech; comparing needs at least {COMPARE_MIN_SPEECH_S:.0f} s",
+                    code="too_little_speech",
+                )
+            if seconds > self.max_speech_s:  # like enrolment: the embedding model's input is bounded
+                raise InvalidAudio(f"found {seconds:.1f} s of speech; comparing takes at most "
+                                   f"{self.max_speech_s:.0f} s: send a shorter clip", code="too_much_speech")
+            candidate = await self.triton.embed(speech)
+        score = float(np.dot(reference, candidate))
+        await self.audit.record(owner, "profile.compared", profile_id, score=round(score, 3),
+                                speech_seconds=round(seconds, 1))
+        return score, seconds
+
+    def _speech_16k(self, clip: audio.Audio) -> np.ndarray:
+        return self.detector.speech_only(audio.resample(clip.samples, clip.sample_rate))
 
 
 def _npy(array: np.ndarray) -> bytes:

@@ -1,4 +1,5 @@
-"""Token-bucket rate limiting per caller (user id or API key id).
+"""Token-bucket rate limiting per caller (an account, a client address), and `ConcurrencyLimit`: how many
+of one caller's long-running things (streams, connections, uploads) may run at once.
 
 Each key has a bucket of `burst` tokens refilled at `rate_per_s`; a request takes `cost` tokens or
 is refused with `RateLimited` (HTTP 429 + Retry-After) saying when enough will be back. In-memory
@@ -7,13 +8,41 @@ buckets suit one process; with several gateway replicas use Redis so they share 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 from gateway.settings import Settings
-from univoice_core.errors import RateLimited
+from univoice_core.errors import RateLimited, UniVoiceError
+
+
+class ConcurrencyLimit:
+    """At most `limit` holders per key at a time, in this process: one more is refused (`refusal(limit)`), never
+    queued, so one caller's burst cannot occupy what everyone shares. Replicas each count their own."""
+
+    def __init__(self, limit: int, refusal: Callable[[int], UniVoiceError]):
+        if limit < 1:
+            raise ValueError(f"a concurrency limit must be at least 1, not {limit}")
+        self.limit, self._refusal = limit, refusal
+        self._held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._lock:
+            if self._held[key] >= self.limit:
+                raise self._refusal(self.limit)
+            self._held[key] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
 
 
 @runtime_checkable
@@ -115,9 +144,12 @@ class RedisRateLimiter:
             raise RateLimited(wait)
 
 
-def make_rate_limiter(settings: Settings, redis_client=None) -> RateLimiter:
-    """Redis when a client is given or the store backend is Redis (shared budget), else in-memory."""
-    rate_per_s, burst = settings.rate_limit_per_minute / 60.0, settings.rate_limit_burst
+def make_rate_limiter(settings: Settings, redis_client=None, *, per_minute: float | None = None,
+                      burst: float | None = None) -> RateLimiter:
+    """Redis when a client is given or the store backend is Redis (shared budget), else in-memory. The rates
+    default to the per-account request limit (`rate_limit_*`)."""
+    rate_per_s = (settings.rate_limit_per_minute if per_minute is None else per_minute) / 60.0
+    burst = settings.rate_limit_burst if burst is None else burst
     if redis_client is None and settings.store_backend == "redis":
         import redis.asyncio
 

@@ -103,12 +103,25 @@ class VoiceProfile:
     voice_pitch_hz: float | None = None  # None: enrolled before voice cloning (no voice statistics stored)
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what with a voice profile; kept after the profile is deleted (consent included)."""
+
+    id: str
+    at: float
+    owner: str  # the profile's owner: only owners can use their profiles
+    action: Literal["profile.enrolled", "profile.used", "profile.compared", "profile.deleted", "account.deleted"]
+    profile_id: str
+    details: dict
+
+
 def to_document(record) -> dict:
     return dataclasses.asdict(record)
 
 
 def from_document(cls: type[R], document: dict) -> R:
-    """The record `cls` from its stored document; unknown keys are ignored, missing ones take their default."""
+    """The record `cls` from its stored document; unknown keys are ignored, missing ones take their default.
+    A field may hold another record (`Session.audio_format`) or a tuple; nothing deeper is needed."""
     hints = _hints(cls)
     values = {}
     for field in dataclasses.fields(cls):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import unicodedata
+from datetime import datetime, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.records import SessionState
+from gateway.security import MIN_PASSWORD_CHARS
 
 # ISO 639-1 codes the pipeline knows how to name; phonemisation and STT support is checked later.
 LanguageCode = Literal[
@@ -17,24 +19,45 @@ LanguageCode = Literal[
 Username = str
 
 
+def _visible(text: str) -> str:
+    """Control, format (bidi overrides, zero-width), private-use and unassigned characters would let a name show
+    something else than it holds (in a UI, in a log line)."""
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Co", "Cs", "Cn") for char in text):
+        raise ValueError("names may not contain control, bidi-override, zero-width or unassigned characters")
+    return text
+
+
+# A name a person gave something (a voice profile, an API key), shown back to them.
+DisplayName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_visible)]
+
+
 class SignupRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"username": "ada", "password": "correct horse battery"}]})
 
     username: Username = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=10, max_length=256)
+    password: str = Field(min_length=MIN_PASSWORD_CHARS, max_length=256,
+                          description="not the username, not a commonly guessed password")
 
 
 class _FromRecord(BaseModel):
-    """A response body read from a record (`gateway/records.py`); epoch-second floats become datetimes."""
+    """A response body read from a record (`gateway/records.py`)."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+def _from_epoch(value):
+    return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, int | float) else value
+
+
+# Records keep epoch seconds; responses say UTC datetimes (`fromtimestamp`, exact to the microsecond).
+Timestamp = Annotated[datetime, BeforeValidator(_from_epoch)]
 
 
 class UserOut(_FromRecord):
     id: str
     username: str
     scopes: list[str]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class TokenPair(BaseModel):
@@ -59,7 +82,7 @@ class RefreshRequest(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "call-center-bridge", "scopes": ["stream"]}]})
 
-    name: str = Field(min_length=1, max_length=64)
+    name: DisplayName
     scopes: list[Literal["stream", "profiles:write", "models:admin"]] = Field(default_factory=lambda: ["stream"])
 
 
@@ -67,7 +90,7 @@ class ApiKeyOut(_FromRecord):
     id: str
     name: str
     scopes: list[str]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -113,9 +136,9 @@ class SessionOut(_FromRecord):
     target_language: str
     voice_profile_id: str | None
     audio_format: AudioFormat
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
+    expires_at: Timestamp
 
 
 class HistoryEntryOut(_FromRecord):
@@ -124,7 +147,7 @@ class HistoryEntryOut(_FromRecord):
     translation: str
     source_language: str
     target_language: str
-    created_at: datetime
+    created_at: Timestamp
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
@@ -137,7 +160,7 @@ class ProfileQuality(_FromRecord):
 class ProfileOut(_FromRecord):
     id: str
     name: str
-    created_at: datetime
+    created_at: Timestamp
     speech_seconds: float
     total_seconds: float
     quality: ProfileQuality
@@ -147,6 +170,15 @@ class ProfileOut(_FromRecord):
     voice_pitch_hz: float | None = Field(
         default=None, description="The speaker's typical pitch (geometric mean F0); null for a profile enrolled "
         "before voice cloning, which then speaks with the nearest preset voice until re-enrolled")
+
+
+class AuditEntryOut(_FromRecord):
+    id: str
+    at: Timestamp
+    action: str = Field(examples=["profile.enrolled"], description="profile.enrolled (with its consent), "
+                        "profile.used (a stream spoke with it), profile.compared or profile.deleted")
+    profile_id: str
+    details: dict
 
 
 class CompareResult(BaseModel):

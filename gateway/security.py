@@ -8,6 +8,7 @@ parse out and compare secrets with `secrets_match`. Every authentication failure
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import inspect
@@ -30,10 +31,38 @@ from univoice_core.errors import Forbidden, Unauthorized, Unavailable
 # --- Passwords -------------------------------------------------------------------------------------
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended cost
+MIN_PASSWORD_CHARS = 10
+# The most guessed passwords (and their stems, so "password12" is caught by "password"): never accepted.
+_COMMON = frozenset("""password passw0rd p@ssword qwerty qwertyuiop azerty asdfgh asdfghjkl zxcvbnm 123456 1234567
+12345678 123456789 1234567890 0987654321 111111 000000 abc123 abcdef abcdefgh iloveyou letmein welcome monkey
+dragon football baseball sunshine princess admin administrator login master shadow superman trustno1 changeme
+secret default guest root user test univoice""".split())
+
+
+def password_problem(username: str, password: str) -> str | None:
+    """Why `password` is too weak for `username` (None: it is fine): short, the username, a common password
+    with digits or symbols around it, or too few different characters."""
+    lowered = password.lower()
+    stem = lowered.strip("0123456789!@#$%^&*()_+-=.,?")
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"use a password of at least {MIN_PASSWORD_CHARS} characters"
+    if username.lower() in lowered:
+        return "the password must not contain the username"
+    if lowered in _COMMON or stem in _COMMON:
+        return "that password is among the most guessed ones; choose another"
+    if len(set(lowered)) < 5:
+        return "use more different characters (at least 5)"
+    return None
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+@functools.cache
+def dummy_password_hash() -> str:
+    """A real argon2 hash of a random secret: what an unknown username is checked against, at the same cost."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def verify_password(password: str, hashed: str) -> bool:
@@ -62,6 +91,8 @@ class Principal:
     via: str  # "access_token" | "api_key" | "jwks"
     token_id: str | None = None
     expires_at: float | None = None  # epoch seconds; None for API keys (long-lived streams end then)
+    issued_at: float | None = None  # access tokens: epoch seconds
+    refresh_token_id: str | None = None  # access tokens: the refresh token issued with it (logout revokes it)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -114,19 +145,22 @@ class TokenIssuer:
         self._secret, self._issuer, self._audience = secret, issuer, audience
         self.access_ttl_s, self._clock = access_ttl_s, clock
 
-    def issue_access(self, subject: str, scopes: Iterable[str]) -> tuple[str, int]:
-        """Returns (token, expires_in seconds)."""
-        now = int(self._clock())
+    def issue_access(self, subject: str, scopes: Iterable[str], refresh_token_id: str | None = None) -> tuple[str, int]:
+        """Returns (token, expires_in seconds). `iat` keeps milliseconds: "every token issued before this moment"
+        (a replayed refresh token) must not catch one issued a moment after it."""
+        clock = self._clock()
+        now = int(clock)
         claims = {
             "sub": subject,
             "scope": " ".join(sorted(set(scopes))),
-            "iat": now,
+            "iat": round(clock, 3),
             "nbf": now,
             "exp": now + self.access_ttl_s,
             "iss": self._issuer,
             "aud": self._audience,
             "jti": uuid.uuid4().hex,
             "typ": "access",
+            **({"rid": refresh_token_id} if refresh_token_id else {}),
         }
         return jwt.encode(claims, self._secret, algorithm="HS256"), self.access_ttl_s
 
@@ -155,6 +189,8 @@ class TokenIssuer:
             via="access_token",
             token_id=claims["jti"],
             expires_at=float(claims["exp"]),
+            issued_at=float(claims["iat"]),
+            refresh_token_id=claims.get("rid") if isinstance(claims.get("rid"), str) else None,
         )
 
 

@@ -13,6 +13,7 @@ from univoice_core.errors import Conflict, NotFound
 SESSIONS, HISTORY = "sessions", "session_history"
 # Records outlive their session by a day so that clients can still read an expired session's history.
 RETENTION_S = 24 * 3600
+LIVE: tuple[SessionState, ...] = ("created", "active")  # may still take speech, until the TTL
 ENDED: tuple[SessionState, ...] = ("closed", "expired")
 
 
@@ -49,10 +50,10 @@ class SessionService:
         return [self._with_expiry(from_document(Session, d)) for d in await self.store.list(SESSIONS, owner=owner)]
 
     async def activate(self, owner: str, session_id: str) -> Session:
-        return await self._transition(owner, session_id, "active", allowed_from=("created", "active"))
+        return await self._transition(owner, session_id, "active", allowed_from=LIVE)
 
     async def close(self, owner: str, session_id: str) -> Session:
-        return await self._transition(owner, session_id, "closed", allowed_from=("created", "active", "closed"))
+        return await self._transition(owner, session_id, "closed", allowed_from=(*LIVE, "closed"))
 
     async def append_utterance(self, owner: str, session_id: str, transcript: str, translation: str,
                                timings_ms: dict[str, float] | None = None) -> HistoryEntry:
@@ -66,6 +67,13 @@ class SessionService:
     async def history(self, owner: str, session_id: str) -> list[HistoryEntry]:
         await self.get(owner, session_id)
         return [from_document(HistoryEntry, d) for d in await self.store.list(HISTORY, owner=session_id)]
+
+    async def delete(self, owner: str, session_id: str) -> None:
+        """The session and its whole history, gone (an open stream of it ends at its next re-check)."""
+        await self.get(owner, session_id)
+        for entry in await self.store.list(HISTORY, owner=session_id):
+            await self.store.delete(HISTORY, entry["id"])
+        await self.store.delete(SESSIONS, session_id)
 
     async def _transition(self, owner: str, session_id: str, state: SessionState,
                           allowed_from: tuple[SessionState, ...]) -> Session:
@@ -81,6 +89,6 @@ class SessionService:
         return max(1.0, session.expires_at - self.clock() + RETENTION_S)
 
     def _with_expiry(self, session: Session) -> Session:
-        if session.state in ("created", "active") and self.clock() >= session.expires_at:
+        if session.state in LIVE and self.clock() >= session.expires_at:
             return dataclasses.replace(session, state="expired")
         return session

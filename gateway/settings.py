@@ -8,8 +8,12 @@ documents every field.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +75,9 @@ class Settings(BaseSettings):
     # --- Gateway ------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8080
+    # HTTPS/WSS on `univoice serve` (TLS 1.3 only): a PEM certificate chain and its private key.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     # Runtime state of the embedded defaults (SQLite file, local blobs, generated secret).
     state_dir: Path = config.REPO_ROOT / ".univoice"
     cors_origins: list[str] = Field(default_factory=list)
@@ -96,6 +103,9 @@ class Settings(BaseSettings):
     auth_mode: Literal["local", "jwks"] = "local"
     # HS256 key for our own tokens. Unset: one is generated once and kept in <state_dir>/jwt_secret.
     jwt_secret: SecretStr | None = None
+    # AES-256-GCM key for blobs at rest (embeddings, voice statistics, enrolment audio), base64 of 32 bytes.
+    # Unset: one is generated once and kept in <state_dir>/blob_key (0600). Losing it loses every profile.
+    blob_key: SecretStr | None = None
     jwt_issuer: str = "univoice"
     jwt_audience: str = "univoice"
     access_token_ttl_s: int = 900
@@ -112,8 +122,13 @@ class Settings(BaseSettings):
     enrol_min_speech_s: float = 3.0
     enrol_max_speech_s: float = 60.0
     keep_enrolment_audio: bool = True
-    rate_limit_per_minute: float = 600.0
+    rate_limit_per_minute: float = 600.0  # each account's requests, whichever credential they come with
     rate_limit_burst: int = 100
+    # Password guesses and sign-ups: per client address, and (logins) per account as well.
+    auth_attempts_per_minute: float = 10.0
+    auth_attempts_burst: int = 10
+    max_api_keys_per_user: int = 10
+    uploads_per_user: int = 2  # enrolments and comparisons of one account decoded and embedded at a time
 
     # --- Speech providers ------------------------------------------------------------------------
     # Assembled model files (Whisper from its PyPI parts) and machine-wide caches (preset voice embeddings).
@@ -143,7 +158,12 @@ class Settings(BaseSettings):
     stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame
     stream_max_session_s: int = 3600
     stream_max_utterance_s: float = 20.0  # a longer monologue is cut and translated piece by piece
-    stream_config_timeout_s: float = 15.0
+    stream_config_timeout_s: float = 5.0  # an unauthenticated, unconfigured socket is held this long at most
+    stream_connections_per_address: int = 20  # open WebSockets per client address, authenticated or not
+    streams_per_user: int = 4  # open streams per account
+    # How often an open stream re-checks, through the store, that its credential and session still stand
+    # (logout, a deleted API key or a session closed over REST reach every replica's streams this way).
+    stream_recheck_s: float = 2.0
     stream_idle_timeout_s: float = 60.0
     stream_send_queue: int = 64  # outgoing messages buffered per stream; audio beyond it is dropped
     # Whisper cannot be interrupted: a final transcript waits for the partial in flight (~1 s on 2 cores). Every
@@ -195,12 +215,32 @@ class Settings(BaseSettings):
         """The HS256 key: configured, or generated once per state directory and reused across restarts."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        path = self.state_dir / "jwt_secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+        return _secret_file(self.state_dir / "jwt_secret", lambda: secrets.token_urlsafe(48))
+
+    def blob_encryption_key(self) -> bytes:
+        """The AES-256 key for blobs at rest: configured (base64), or generated once per state directory."""
+        text = (self.blob_key.get_secret_value() if self.blob_key is not None else
+                _secret_file(self.state_dir / "blob_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()))
+        try:
+            key = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) != 32:
+            raise ValueError("UNIVOICE_BLOB_KEY must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)")
+        return key
+
+
+def _secret_file(path: Path, make: Callable[[], str]) -> str:
+    """A secret kept in a file only its owner can read: created 0600 (never readable by others, not even
+    between creating and chmod-ing it), once; later calls read it back."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
         return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(make())
+    return path.read_text().strip()
 
 
 @lru_cache

@@ -18,6 +18,9 @@ from univoice_core.errors import UniVoiceError
 
 GAP_S = 0.3  # silence between utterances in the output file
 
+# A local file the user chose to speak (not an upload): an hour of audio at most.
+LOCAL_FILE_BYTES, LOCAL_FILE_SECONDS = 1 << 30, 3600.0
+
 
 class SpeakError(RuntimeError):
     """What went wrong, said so that the user knows what to do."""
@@ -40,7 +43,7 @@ def speak_file(input_path: Path, output_path: Path, *, source: str, target: str,
                token: str | None, username: str | None, password: str | None, realtime: bool, report_path: Path,
                console: Console) -> str:
     try:
-        clip = audio.decode(input_path.read_bytes())
+        clip = audio.decode(input_path.read_bytes(), max_bytes=LOCAL_FILE_BYTES, max_seconds=LOCAL_FILE_SECONDS)
     except UniVoiceError as error:
         raise SpeakError(f"{input_path}: {error.message}") from None
     with httpx.Client(base_url=url, timeout=30) as client:

@@ -51,9 +51,9 @@ class PayloadTooLarge(UniVoiceError):
 class RateLimited(UniVoiceError):
     code = "rate_limited"
 
-    def __init__(self, retry_after_s: float):
+    def __init__(self, retry_after_s: float, message: str | None = None, *, code: str | None = None):
         seconds = max(1, int(retry_after_s + 0.999))
-        super().__init__(f"too many requests; retry in {seconds} s")
+        super().__init__(message or f"too many requests; retry in {seconds} s", code=code)
         self.retry_after_s = seconds
 
 

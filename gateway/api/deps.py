@@ -8,10 +8,11 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from gateway.accounts import AccountService
+from gateway.audit import AuditLog
 from gateway.blobs.base import BlobStore
 from gateway.pipeline.providers import SpeechProviders
 from gateway.profiles import ProfileService
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import ConcurrencyLimit, RateLimiter
 from gateway.security import JwksVerifier, Principal
 from gateway.sessions import SessionService
 from gateway.settings import Settings
@@ -28,13 +29,17 @@ class Services:
     settings: Settings
     store: RecordStore
     blobs: BlobStore
-    limiter: RateLimiter
+    limiter: RateLimiter  # every authenticated request, per account
+    auth_limiter: RateLimiter  # logins and sign-ups, per client address and per account
     triton: TritonClient
     accounts: AccountService
     sessions: SessionService
     profiles: ProfileService
+    audit: AuditLog
     jwks: JwksVerifier | None
     speech: SpeechProviders
+    connections_per_address: ConcurrencyLimit  # open WebSockets
+    streams_per_user: ConcurrencyLimit
 
 
 def services(request: Request) -> Services:
@@ -60,7 +65,7 @@ async def principal(
     svc: Services = Depends(services),
 ) -> Principal:
     who = await authenticate(svc, token, api_key)
-    await svc.limiter.acquire(f"{who.via}:{who.token_id if who.via == 'api_key' else who.subject}")
+    await svc.limiter.acquire(f"user:{who.subject}")  # one bucket per account, whichever credential it uses
     request.state.subject = who.subject
     return who
 

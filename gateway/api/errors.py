@@ -1,7 +1,11 @@
-"""The one place a domain error (`univoice_core.errors`) becomes an HTTP status and headers."""
+"""The one place a domain error (`univoice_core.errors`) becomes an HTTP status and headers, and the one shape of
+every error body: {"code", "message", "correlation_id"}."""
 
 from __future__ import annotations
 
+from fastapi.responses import JSONResponse
+
+from gateway.observability import correlation_id
 from univoice_core.errors import (
     BadRequest,
     Conflict,
@@ -32,3 +36,8 @@ def http_headers(error: UniVoiceError) -> dict[str, str]:
     if isinstance(error, RateLimited):
         return {"Retry-After": str(error.retry_after_s)}
     return {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    body = {"code": code, "message": message, "correlation_id": correlation_id.get()}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -95,10 +95,6 @@ def parse_client_message(text: str) -> ClientMessage:
 
 # --- server -> client ------------------------------------------------------------------------------
 
-def _pcm16(sample_rate: int) -> dict:
-    return {"encoding": "pcm16", "sample_rate": sample_rate, "channels": 1}
-
-
 def event_message(event: PipelineEvent) -> dict:
     """The JSON message for a pipeline event."""
     match event:
@@ -117,18 +113,19 @@ def event_message(event: PipelineEvent) -> dict:
                 message |= {"translation_fallback": event.engine, "fallback_reason": event.fallback_reason}
             return message
         case AudioStarted():
-            return {"type": "audio_start", "utterance_id": event.utterance_id, **_pcm16(event.sample_rate)}
+            return {"type": "audio_start", "utterance_id": event.utterance_id, "sample_rate": event.sample_rate,
+                    "encoding": "pcm16", "channels": 1}
         case AudioEnded():
             return {"type": "audio_end", "utterance_id": event.utterance_id, "chunks": event.chunks,
                     "seconds": event.seconds}
         case UtteranceMetrics():
             return {"type": "metrics", "utterance_id": event.utterance_id, "timings_ms": event.timings_ms}
         case UtteranceWarning():
-            message = {"type": "warning", "code": event.code, "utterance_id": event.utterance_id,
-                       "message": event.message}
-            return message if event.chunks is None else {**message, "chunks": event.chunks}
+            chunks = {} if event.chunks is None else {"chunks": event.chunks}
+            return {"type": "warning", "code": event.code, "utterance_id": event.utterance_id, **chunks,
+                    "message": event.message}
         case UtteranceFailed():
-            return {"type": "error", "code": event.code, "message": event.message, "utterance_id": event.utterance_id}
+            return {"type": "error", "code": event.code, "utterance_id": event.utterance_id, "message": event.message}
     raise TypeError(f"not a pipeline event: {event!r}")
 
 
@@ -137,13 +134,13 @@ def error_message(error: UniVoiceError) -> dict:
     return {"type": "error", "code": error.code, "message": error.message}
 
 
-def ready_message(session_id: str, source_language: str, target_language: str, voice: str, input_rate: int,
+def ready_message(*, session_id: str, source_language: str, target_language: str, voice: str, input_rate: int,
                   output_rate: int, max_frame_bytes: int, max_session_seconds: float) -> dict:
     return {
         "type": "ready", "protocol": PROTOCOL_VERSION, "session_id": session_id,
         "source_language": source_language, "target_language": target_language, "voice": voice,
-        "input": _pcm16(input_rate),
-        "output": {**_pcm16(output_rate), "header": "uint32 sequence, big-endian"},
+        "input": {"encoding": "pcm16", "sample_rate": input_rate, "channels": 1},
+        "output": {"encoding": "pcm16", "sample_rate": output_rate, "channels": 1, "header": "uint32 sequence, big-endian"},
         "limits": {"max_frame_bytes": max_frame_bytes, "max_session_seconds": max_session_seconds},
     }
 

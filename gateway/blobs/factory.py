@@ -7,10 +7,16 @@ from __future__ import annotations
 import asyncio
 
 from gateway.blobs.base import BlobStore
+from gateway.blobs.encrypted import EncryptedBlobStore
 from gateway.settings import Settings
 
 
 async def make_blob_store(settings: Settings) -> BlobStore:
+    """The backend, wrapped in AES-256-GCM (`EncryptedBlobStore`) with the gateway's blob key."""
+    return EncryptedBlobStore(await _backend(settings), settings.blob_encryption_key())
+
+
+async def _backend(settings: Settings) -> BlobStore:
     if settings.blob_backend == "local":
         from gateway.blobs.local import LocalBlobStore
 

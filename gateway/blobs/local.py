@@ -28,7 +28,7 @@ def _parts(key: str, *, partial_last: bool) -> list[str]:
 class LocalBlobStore:
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*_parts(key, partial_last=False))

@@ -6,7 +6,7 @@ translation's pieces go through a `ClauseStream`, so the first clause is synthes
 sent) while the rest of the translation is still being generated. Each final transcript is translated
 with the session's previous one or two utterances as context (`ConversationContext`). While someone speaks and the worker is idle, partial
 transcripts of the utterance so far are produced. A failing utterance (Triton down, say) yields an
-`error` event for that utterance; the session and the next utterance carry on.
+`UtteranceFailed` event; the session and the next utterance carry on.
 
 Latency: the final transcript is started speculatively as soon as the speaker pauses
 (`speculate_after_ms` of silence), while the VAD still waits to be sure the utterance ended; if

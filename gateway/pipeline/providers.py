@@ -76,11 +76,15 @@ class SpeechProviders:
                                model_dirs=s.translation_models, aws_region=s.aws_region,
                                aws_endpoint_url=s.aws_endpoint_url)
 
+    def _load_transcriber_and_guard(self) -> None:
+        self.transcriber  # noqa: B018 - a cached property: loading it is the point
+        self.guard.language_of("warm up")
+
     def warm_up(self) -> None:
-        """In the background: load the guard's language models (~2 s), and compute the preset voices' embeddings
-        (seconds of synthesis, cached on disk)."""
+        """In the background: load Whisper and the guard's language models (seconds), and compute the preset
+        voices' embeddings (seconds of synthesis, cached on disk)."""
         if self._guard_loaded is None:
-            self._guard_loaded = asyncio.ensure_future(asyncio.to_thread(self.guard.language_of, "warm up"))
+            self._guard_loaded = asyncio.ensure_future(asyncio.to_thread(self._load_transcriber_and_guard))
         if self._preset_embeddings is None:
             self._preset_embeddings = asyncio.ensure_future(
                 preset_embeddings(self.triton, self.presets, self.settings.build_dir / "preset_embeddings.json")

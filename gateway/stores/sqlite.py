@@ -3,12 +3,17 @@
 One table keyed by (collection, id). The AUTOINCREMENT `seq` is the creation order: an upsert keeps
 the row (and so its `seq`), while an expired row is purged first so that re-creating it counts as new.
 WAL mode lets readers in other processes (CLI, a second worker) run alongside the writer.
+
+The file holds password and token hashes and transcripts: it (and SQLite's -wal/-shm beside it, which take its
+mode) is readable by its owner only, and a deleted record is overwritten (`secure_delete`) and checkpointed out
+of the WAL at once, so a deleted profile's name does not linger on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -38,12 +43,17 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 class SqliteRecordStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for file in (self.path, *(self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm"))):
+            if file.exists():
+                file.chmod(0o600)  # files made by an older version were 0644
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where a write spans statements.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
         self._lock = threading.Lock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.executescript(_SCHEMA)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -91,9 +101,12 @@ class SqliteRecordStore:
 
     async def delete(self, collection: str, id: str) -> bool:
         def remove(conn: sqlite3.Connection) -> int:
-            return conn.execute(
+            removed = conn.execute(
                 f"DELETE FROM records WHERE collection = ? AND id = ? AND {_LIVE}", (collection, id, time.time())
             ).rowcount
+            if removed:  # the WAL still holds the record's old page: copy back the overwritten one, empty the WAL
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return removed
 
         return await self._run(remove) == 1
 

@@ -16,7 +16,7 @@ from univoice_core.audio import MODEL_RATE
 def warm_up(base: str, settings: Settings) -> None:
     """One stream before the clock starts: loads Whisper and the guard, computes the preset embeddings. Run first
     in a session, a cold gateway spends much of the 50 s on that."""
-    token = sign_in(base, "warm-up", "warm-up password")
+    token = sign_in(base, "warm-up", "smoke test secret 42")
     wav, _ = soundfile.read(sorted(settings.data_dir.glob("*.flac"))[0], dtype="float32")
     StreamClient(base, open_session(base, token, "en", "en"), token=token).stream(wav[: 4 * MODEL_RATE], realtime=False)
 

@@ -68,6 +68,8 @@ def gateway_settings(tmp_path, triton) -> Settings:
         triton_http_port=triton.server.http_port,
         rate_limit_per_minute=6000,
         rate_limit_burst=1000,
+        auth_attempts_per_minute=6000,  # every test signs its accounts up from 127.0.0.1
+        auth_attempts_burst=1000,
         log_json=False,
         preload_voices=False,
         # Tests that do not need the LLM translate with Apertium (milliseconds); test_translator_llm.py uses the LLM.

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from gateway import audio as audio_module
 from gateway.audio import (
     Audio,
     ClipVad,
@@ -26,6 +27,7 @@ from univoice_core.errors import InvalidAudio, PayloadTooLarge
 
 RATES = [8000, 16000, 22050, 24000, 32000, 44100, 48000]
 MIN_S, MAX_S = 3.0, 60.0
+LIMITS = {"max_bytes": 20 << 20, "max_seconds": 120.0}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def _code(exc_info: pytest.ExceptionInfo) -> str:
 def test_decode_round_trip(speech, fmt, subtype, rate, channels):
     clip = resample(speech[: 3 * 16000], 16000, rate)
     data = clip if channels == 1 else np.stack([clip, 0.5 * clip], axis=1)
-    audio = decode(_encode(data, rate, fmt, subtype))
+    audio = decode(_encode(data, rate, fmt, subtype), **LIMITS)
     assert audio.sample_rate == rate
     assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
     assert len(audio.samples) == len(clip)
@@ -76,25 +78,53 @@ def test_decode_round_trip(speech, fmt, subtype, rate, channels):
 )
 def test_decode_rejects_non_audio(data):
     with pytest.raises(InvalidAudio) as exc_info:
-        decode(data)
+        decode(data, **LIMITS)
     assert _code(exc_info) == "unsupported_audio"
     assert "WAV" in exc_info.value.message and "FLAC" in exc_info.value.message
 
 
 def test_decode_rejects_other_container_formats(speech):
     with pytest.raises(InvalidAudio) as exc_info:
-        decode(_encode(speech[:16000], 16000, "AIFF", "PCM_16"))
+        decode(_encode(speech[:16000], 16000, "AIFF", "PCM_16"), **LIMITS)
     assert _code(exc_info) == "unsupported_audio"
 
 
 def test_decode_limits(speech):
     data = _encode(speech, 16000, "FLAC", "PCM_16")
     with pytest.raises(PayloadTooLarge):
-        decode(data, max_bytes=len(data) - 1)
+        decode(data, max_bytes=len(data) - 1, max_seconds=30)
     with pytest.raises(PayloadTooLarge) as exc_info:
-        decode(data, max_seconds=len(speech) / 16000 - 1)
+        decode(data, max_bytes=len(data), max_seconds=len(speech) / 16000 - 1)
     assert _code(exc_info) == "audio_too_long"
     assert len(decode(data, max_bytes=len(data), max_seconds=30).samples) == len(speech)
+
+
+def _silence_flac(rate: int, channels: int, seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((int(rate * seconds), channels), np.int16), rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("rate", "channels", "seconds", "code"), [
+    (192_000, 8, 10.0, "unsupported_sample_rate"),  # the issue's bomb, shortened: refused by its header
+    (96_000, 1, 1.0, "unsupported_sample_rate"),
+    (16_000, 3, 1.0, "too_many_channels"),
+    (16_000, 1, 121.0, "audio_too_long"),
+])
+def test_a_header_that_asks_too_much_is_refused_before_decoding(rate, channels, seconds, code):
+    data = _silence_flac(rate, channels, seconds)
+    with pytest.raises((InvalidAudio, PayloadTooLarge)) as exc_info:
+        decode(data, **LIMITS)
+    assert _code(exc_info) == code
+
+
+def test_audio_running_past_what_its_header_declared_stops_at_the_limit(monkeypatch):
+    """A header may leave the length out (or lie): decoding stops once the audio passes the limit."""
+    data = _silence_flac(16_000, 1, 3.0)
+    monkeypatch.setattr(audio_module, "_check_header", lambda f, max_seconds: None)  # as if no length were declared
+    with pytest.raises(PayloadTooLarge) as exc_info:
+        decode(data, max_bytes=len(data), max_seconds=2.0)
+    assert _code(exc_info) == "audio_too_long"
 
 
 # --- resample and PCM16 (properties) --------------------------------------------------------------

@@ -33,6 +33,8 @@ def test_create_user_refuses_weak_passwords_unknown_scopes_and_duplicates(isolat
     runner = CliRunner()
     weak = runner.invoke(app, ["admin", "create-user", "root", "--password", "short"])
     assert weak.exit_code == 2 and "at least 10" in weak.output
+    guessable = runner.invoke(app, ["admin", "create-user", "root", "--password", "password12"])
+    assert guessable.exit_code == 2 and "most guessed" in guessable.output
     scope = runner.invoke(app, ["admin", "create-user", "root", "--password", PASSWORD, "--scope", "god"])
     assert scope.exit_code == 2 and "Unknown scope" in scope.output
     assert runner.invoke(app, ["admin", "create-user", "root", "--password", PASSWORD]).exit_code == 0

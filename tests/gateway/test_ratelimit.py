@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio
 
 from gateway.api.errors import http_headers, http_status
-from gateway.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter, make_rate_limiter
+from gateway.ratelimit import ConcurrencyLimit, InMemoryRateLimiter, RateLimiter, RedisRateLimiter, make_rate_limiter
 from gateway.settings import Settings
 from univoice_core.errors import RateLimited
 
@@ -171,3 +171,15 @@ def test_make_rate_limiter(tmp_path):
 def test_bad_config():
     with pytest.raises(ValueError, match="RATE_LIMIT"):
         InMemoryRateLimiter(0, 10)
+
+
+def test_a_concurrency_limit_refuses_one_more_per_key_and_gives_slots_back():
+    limit = ConcurrencyLimit(2, lambda n: RateLimited(1, f"{n} running", code="too_many_uploads"))
+    with limit.hold("u1"), limit.hold("u1"):
+        with pytest.raises(RateLimited) as refused, limit.hold("u1"):
+            pass
+        assert refused.value.code == "too_many_uploads" and refused.value.message == "2 running"
+        with limit.hold("u2"):  # another key is not held up
+            pass
+    with limit.hold("u1"), limit.hold("u1"):  # both slots came back
+        pass

@@ -51,3 +51,14 @@ def test_a_profile_enrolled_before_voice_cloning_loads_without_a_pitch():
            "retired_field": "ignored"}
     profile = from_document(VoiceProfile, old)
     assert profile.voice_pitch_hz is None and profile.quality.snr_db is None
+
+
+def test_documents_written_before_the_records_were_typed_still_load():
+    session = from_document(Session, {
+        "id": "s_1", "owner": "u_1", "state": "active", "source_language": "es", "target_language": "en",
+        "voice_profile_id": None, "audio_format": {"encoding": "pcm16", "sample_rate": 48000, "channels": 1},
+        "created_at": 1.0, "updated_at": 2.0, "expires_at": 3.0})
+    assert session.audio_format.sample_rate == 48000
+    user = from_document(User, {"id": "u_1", "username": "ada", "password_hash": "h", "scopes": ["stream"],
+                                "created_at": 1.0})
+    assert user.scopes == ("stream",)

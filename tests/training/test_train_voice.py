@@ -2,7 +2,7 @@
 
 The quick run trains on 6 speakers for 60 steps: it proves the pipeline (split, parallel data, training,
 checkpoint, report, ONNX export within tolerance), not the quality. Parallel data is cached under
-.build/voice_clone/, so only the first run pays for Whisper + Kokoro + DTW.
+.build/voice_converter/, so only the first run pays for Whisper + Kokoro + DTW.
 """
 
 from __future__ import annotations

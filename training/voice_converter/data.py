@@ -5,7 +5,7 @@ the **first half** is the enrolment (speaker embedding, profile statistics, near
 a user enrols; the **second half** is what the converter must learn to sound like. Whisper transcribes
 the second half, Kokoro reads the transcript with the nearest preset, and DTW on speaker-normalised
 envelopes aligns the synthetic frames to the real ones. Examples are cached per speaker under
-`.build/voice_clone/examples/` (a rerun only computes what is missing).
+`.build/voice_converter/examples/` (a rerun only computes what is missing).
 
 Speakers are split by id into train / validation / test (stratified by gender, fixed seed); nothing
 from a test speaker is ever seen by training (`benchmarks/voice_similarity.py` evaluates on them).

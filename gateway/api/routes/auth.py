@@ -7,11 +7,25 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from gateway.accounts import IssuedTokens
 from gateway.api.deps import Services, principal, services
-from gateway.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, RefreshRequest, SignupRequest, TokenPair, UserOut
+from gateway.erasure import erase_account
+from gateway.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    AuditEntryOut,
+    RefreshRequest,
+    SignupRequest,
+    TokenPair,
+    UserOut,
+)
 from gateway.security import Principal
 from univoice_core.errors import Forbidden
 
 router = APIRouter(prefix="/v1", tags=["auth"])
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "-"
 
 
 def _pair(tokens: IssuedTokens) -> TokenPair:
@@ -21,17 +35,19 @@ def _pair(tokens: IssuedTokens) -> TokenPair:
 
 @router.post("/auth/signup", response_model=UserOut, status_code=status.HTTP_201_CREATED,
              summary="Create an account (when sign-up is enabled)")
-async def signup(body: SignupRequest, svc: Services = Depends(services)) -> UserOut:
+async def signup(request: Request, body: SignupRequest, svc: Services = Depends(services)) -> UserOut:
     if not svc.settings.allow_signup:
         raise Forbidden("sign-up is disabled on this gateway; ask an administrator", code="signup_disabled")
-    await svc.limiter.acquire(f"signup:{body.username.lower()}")
+    await svc.auth_limiter.acquire(f"signup:address:{_address(request)}")
     return UserOut.model_validate(await svc.accounts.create_user(body.username, body.password))
 
 
 @router.post("/auth/token", response_model=TokenPair, summary="OAuth2 password flow: username + password -> tokens")
 async def token(request: Request, form: OAuth2PasswordRequestForm = Depends(),
                 svc: Services = Depends(services)) -> TokenPair:
-    await svc.limiter.acquire(f"login:{request.client.host if request.client else '-'}")
+    # Both buckets: one address guessing many accounts, and many addresses guessing one account.
+    await svc.auth_limiter.acquire(f"login:address:{_address(request)}")
+    await svc.auth_limiter.acquire(f"login:account:{form.username.lower()[:64]}")
     user = await svc.accounts.authenticate(form.username, form.password)
     return _pair(await svc.accounts.issue(user, form.scopes or None))
 
@@ -52,6 +68,22 @@ async def logout(body: RefreshRequest | None = Body(default=None), who: Principa
 @router.get("/auth/me", response_model=UserOut, summary="The account behind the credentials")
 async def me(who: Principal = Depends(principal), svc: Services = Depends(services)) -> UserOut:
     return UserOut.model_validate(await svc.accounts.user(who.subject))
+
+
+@router.delete("/auth/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Delete your account: voice profiles, sessions and history, API keys, tokens")
+async def delete_me(who: Principal = Depends(principal), svc: Services = Depends(services)) -> Response:
+    if who.via == "api_key":
+        raise Forbidden("an API key cannot delete its account; use a user token", code="insufficient_scope")
+    await erase_account(who.subject, accounts=svc.accounts, sessions=svc.sessions, profiles=svc.profiles,
+                        audit=svc.audit)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/audit", response_model=list[AuditEntryOut],
+            summary="Your voice profiles' audit trail: enrolments with consent, uses, comparisons, deletions")
+async def audit_trail(who: Principal = Depends(principal), svc: Services = Depends(services)) -> list[AuditEntryOut]:
+    return [AuditEntryOut.model_validate(e) for e in await svc.audit.entries(who.subject)]
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED,

@@ -1,33 +1,72 @@
-"""Voice profiles: enrol from an upload, list, get, delete, compare with another clip."""
+"""Voice profiles: enrol from an upload, list, get, delete, compare with another clip.
+
+The two upload routes authenticate before they read the body: their multipart form is parsed by `_form` after
+the credentials and scope were checked (FastAPI would parse a declared `File`/`Form` first), and the body is
+capped while it streams in (`gateway/api/body_limit.py`).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from gateway.api.deps import Services, principal, require, services
-from gateway.schemas import CompareResult, ProfileOut
+from gateway.schemas import CompareResult, DisplayName, ProfileOut
 from gateway.security import SCOPE_PROFILES_WRITE, Principal
+from univoice_core.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/v1/profiles", tags=["voice profiles"])
 ProfileId = Path(max_length=64, examples=["p_3b9e0d1c2a4f4e5d8c7b6a5f4e3d2c1b"])
-AUDIO_HELP = "WAV, FLAC or OGG; any sample rate (resampled to 16 kHz); stereo is mixed to mono"
+AUDIO_HELP = "WAV, FLAC or OGG at 8-48 kHz, mono or stereo (mixed to mono)"
 
 
-async def _read(upload: UploadFile, svc: Services) -> bytes:
-    # One byte past the limit is enough to know it is too large, without reading a huge body.
-    return await upload.read(svc.settings.max_upload_bytes + 1)
+class EnrolmentForm(BaseModel):
+    name: DisplayName = Field(examples=["Ada at the office"])
+    consent: bool = Field(description="The speaker agreed to have their voice profiled", examples=[True])
+
+
+def _multipart(fields: dict) -> dict:
+    """The OpenAPI request body of a route that parses its own form: a required `file` plus `fields`."""
+    properties = {"file": {"type": "string", "format": "binary", "description": AUDIO_HELP}, **fields}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": properties, "required": list(properties)}}}}}
+
+
+async def _form(request: Request, svc: Services, fields: type[BaseModel] | None = None):
+    """The upload's bytes (and its validated text fields), read only now that the caller is authenticated."""
+    try:
+        form = await request.form(max_files=1, max_fields=4, max_part_size=4096)
+    except HTTPException as error:
+        if error.status_code != 413:  # the body limit stopped the upload as it streamed in
+            raise
+        raise PayloadTooLarge(f"the upload is larger than {svc.settings.max_upload_bytes} bytes; send a shorter "
+                              "recording") from None
+    upload = form.get("file")
+    errors = [] if isinstance(upload, UploadFile) else [
+        {"type": "missing", "loc": ("body", "file"), "msg": "Field required: send the audio as the `file` part",
+         "input": None}]
+    values = None
+    if fields is not None:
+        try:
+            values = fields.model_validate({key: value for key, value in form.items() if key != "file"})
+        except ValidationError as error:
+            errors += [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+    if errors:
+        raise RequestValidationError(errors)
+    # One byte past the limit is enough to know it is too large, without reading more of it.
+    return await upload.read(svc.settings.max_upload_bytes + 1), values
 
 
 @router.post("", response_model=ProfileOut, status_code=status.HTTP_201_CREATED,
-             summary="Enrol a voice profile from 3-60 s of speech")
-async def enrol(
-    file: UploadFile = File(description=AUDIO_HELP),
-    name: str = Form(min_length=1, max_length=64, examples=["Ada at the office"]),
-    consent: bool = Form(description="The speaker agreed to have their voice profiled", examples=[True]),
-    who: Principal = Depends(require(SCOPE_PROFILES_WRITE)),
-    svc: Services = Depends(services),
-) -> ProfileOut:
-    return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, name, await _read(file, svc), consent))
+             summary="Enrol a voice profile from 3-60 s of speech",
+             openapi_extra=_multipart(EnrolmentForm.model_json_schema()["properties"]))
+async def enrol(request: Request, who: Principal = Depends(require(SCOPE_PROFILES_WRITE)),
+                svc: Services = Depends(services)) -> ProfileOut:
+    data, form = await _form(request, svc, EnrolmentForm)
+    return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, form.name, data, form.consent))
 
 
 @router.get("", response_model=list[ProfileOut], summary="List your voice profiles")
@@ -50,8 +89,11 @@ async def delete_profile(profile_id: str = ProfileId, who: Principal = Depends(r
 
 
 @router.post("/{profile_id}/compare", response_model=CompareResult,
-             summary="Cosine similarity between the profile and the speaker of another clip")
-async def compare(profile_id: str = ProfileId, file: UploadFile = File(description=AUDIO_HELP),
-                  who: Principal = Depends(principal), svc: Services = Depends(services)) -> CompareResult:
-    score, seconds = await svc.profiles.compare(who.subject, profile_id, await _read(file, svc))
+             summary="Cosine similarity between the profile and the speaker of another clip",
+             openapi_extra=_multipart({}))
+async def compare(request: Request, profile_id: str = ProfileId,
+                  who: Principal = Depends(require(SCOPE_PROFILES_WRITE)),
+                  svc: Services = Depends(services)) -> CompareResult:
+    data, _ = await _form(request, svc)
+    score, seconds = await svc.profiles.compare(who.subject, profile_id, data)
     return CompareResult(profile_id=profile_id, score=score, speech_seconds=seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from gateway import records
 from gateway.api.deps import Services, principal, require, services
@@ -41,6 +41,14 @@ async def list_sessions(who: Principal = Depends(principal), svc: Services = Dep
 async def get_session(session_id: str = SessionId, who: Principal = Depends(principal),
                       svc: Services = Depends(services)) -> SessionOut:
     return SessionOut.model_validate(await svc.sessions.get(who.subject, session_id))
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Delete a session and its history")
+async def delete_session(session_id: str = SessionId, who: Principal = Depends(principal),
+                         svc: Services = Depends(services)) -> Response:
+    await svc.sessions.delete(who.subject, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{session_id}/close", response_model=SessionOut, summary="Close a session")

@@ -1,9 +1,11 @@
 """`/v1/sessions/{id}/stream`: parse and validate WebSocket messages, forward them to the pipeline.
 
-No model logic here. The connection owns three things: authentication (and its expiry), the bounded
-queue of outgoing messages (a slow client loses audio chunks, never memory), and the per-message and
-per-session limits. Every bad message gets an `error` event and the stream goes on; only problems
-with the session itself (credentials, ownership, state) close it, with a 44xx code.
+No model logic here. The connection owns four things: authentication (its expiry, and a re-check every
+`stream_recheck_s` through the store, so a logout, a deleted API key or a session closed over REST ends the
+stream on every replica), the bounded queue of outgoing messages (a slow client loses audio chunks, never
+memory), admission (open sockets per address, streams per account) and the per-message and per-session limits.
+Every bad message gets an `error` event and the stream goes on; only problems with the session itself
+(credentials, ownership, state, admission) close it, with a 44xx code.
 """
 
 from __future__ import annotations
@@ -37,15 +39,26 @@ from gateway.observability import ACTIVE_SESSIONS, correlation_id, log_event
 from gateway.pipeline.events import PipelineEvent
 from gateway.pipeline.factory import StreamRequest, start_live_translation
 from gateway.pipeline.live import LiveTranslation
+from gateway.ratelimit import ConcurrencyLimit
 from gateway.security import SCOPE_STREAM, Principal
 from univoice_core.audio import OUTPUT_RATE
-from univoice_core.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UniVoiceError
+from univoice_core.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    UniVoiceError,
+)
 
 router = APIRouter()
 log = logging.getLogger("univoice.stream")
 
 CLOSE_NORMAL, CLOSE_POLICY, CLOSE_INTERNAL = 1000, 1008, 1011
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_CONFLICT, CLOSE_TIMEOUT = 4401, 4403, 4404, 4409, 4408
+CLOSE_TOO_MANY = 4429
 
 
 class CloseStream(Exception):
@@ -78,6 +91,9 @@ class StreamConnection:
         self.pipeline: LiveTranslation | None = None
         self.started = time.monotonic()
         self.received_seconds = 0.0
+        self.credential: tuple[str | None, str | None] = (None, None)  # (bearer token, API key) last accepted
+        self.address = websocket.client.host if websocket.client else "-"
+        self.admitted = contextlib.ExitStack()  # the admission slots this connection holds
 
     # --- outgoing ----------------------------------------------------------------------------------
     async def send_message(self, message: dict) -> None:
@@ -111,9 +127,10 @@ class StreamConnection:
         sender = asyncio.create_task(self._sender())
         close_code, reason = CLOSE_NORMAL, "done"
         try:
+            self._admit(self.services.connections_per_address, self.address)
             await self._authenticate_from_headers()
             await self._configure()
-            await self._receive_loop()
+            await _first_of(self._receive_loop(), self._recheck())
         except CloseStream as close:
             await self.send_error(close.error)
             close_code, reason = close.code, close.error.code
@@ -124,6 +141,7 @@ class StreamConnection:
             await self.send_error(UniVoiceError("the stream failed on the server; reconnect", code="internal_error"))
             close_code, reason = CLOSE_INTERNAL, "internal_error"
         finally:
+            self.admitted.close()
             if self.pipeline is not None:
                 await self.pipeline.cancel()
             await self.outbox.put(None)
@@ -155,8 +173,35 @@ class StreamConnection:
             principal.require(SCOPE_STREAM)
         except Forbidden as error:
             raise CloseStream(CLOSE_FORBIDDEN, error) from None
+        if self.principal is None:
+            self._admit(self.services.streams_per_user, principal.subject)
         self.principal = principal
         self.expires_at = principal.expires_at
+        self.credential = (token, api_key)
+
+    def _admit(self, limit: ConcurrencyLimit, key: str) -> None:
+        try:
+            self.admitted.enter_context(limit.hold(key))
+        except RateLimited as error:
+            raise CloseStream(CLOSE_TOO_MANY, error) from None
+
+    async def _recheck(self) -> None:
+        """Every `stream_recheck_s`: is the credential still good (not logged out, not a deleted key) and the
+        session still open (not closed over REST)? Runs beside the receive loop; closes the stream when not."""
+        while True:
+            await asyncio.sleep(self.settings.stream_recheck_s)
+            try:
+                await authenticate(self.services, *self.credential)
+                await self.services.sessions.get_open(self.principal.subject, self.session_id)
+            except Unauthorized as error:
+                raise CloseStream(CLOSE_UNAUTHORIZED, error) from None
+            except Conflict as error:
+                raise CloseStream(CLOSE_CONFLICT, error) from None
+            except NotFound as error:
+                raise CloseStream(CLOSE_NOT_FOUND, error) from None
+            except UniVoiceError as error:  # the store is down, say: the stream goes on, the next check retries
+                log_event(log, "stream re-check failed", level=logging.WARNING, session_id=self.session_id,
+                          error=error.code)
 
     async def _configure(self) -> None:
         while True:
@@ -199,8 +244,9 @@ class StreamConnection:
         live = self.pipeline.settings
         self.input_rate = live.input_rate
         await self.send_message(ready_message(
-            self.session_id, live.source_language, live.target_language, live.voice.name, self.input_rate,
-            OUTPUT_RATE, self.settings.stream_max_frame_bytes, self.settings.stream_max_session_s))
+            session_id=self.session_id, source_language=live.source_language, target_language=live.target_language,
+            voice=live.voice.name, input_rate=self.input_rate, output_rate=OUTPUT_RATE,
+            max_frame_bytes=self.settings.stream_max_frame_bytes, max_session_seconds=self.settings.stream_max_session_s))
 
     async def _receive_loop(self) -> None:
         while True:
@@ -272,3 +318,15 @@ class StreamConnection:
         except UniVoiceError as error:
             await self.send_error(error)
             return None
+
+
+async def _first_of(*coroutines):
+    """Run them together; the first to finish (or fail) ends the others. Its result, or its exception."""
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return done.pop().result()

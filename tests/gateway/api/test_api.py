@@ -270,10 +270,13 @@ def test_rate_limit_answers_429_with_retry_after(gateway_settings, triton):
         assert int(statuses[3].headers["Retry-After"]) >= 1
 
 
-def test_errors_carry_the_correlation_id(api):
+def test_errors_carry_the_gateways_own_correlation_id(api):
     response = api.get("/v1/sessions", headers={"X-Correlation-ID": "trace-me-123"})
     assert response.status_code == 401
-    assert response.json()["correlation_id"] == "trace-me-123" == response.headers["X-Correlation-ID"]
+    assert response.json()["correlation_id"] == response.headers["X-Correlation-ID"] != "trace-me-123"
+    assert response.headers["X-Client-Correlation-ID"] == "trace-me-123"  # the client's, echoed beside it
+    forged = api.get("/v1/sessions", headers={"X-Correlation-ID": '{"level": "forged"} ' + "x" * 80})
+    assert "X-Client-Correlation-ID" not in forged.headers
     unknown = api.get("/v1/nothing-here")
     assert api_error(unknown, 404) == "not_found"
     assert unknown.json()["correlation_id"] == unknown.headers["X-Correlation-ID"]

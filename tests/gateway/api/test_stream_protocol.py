@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.api.stream_protocol import error_message, event_message
+from gateway.api.stream_protocol import error_message, event_message, ready_message
 from gateway.pipeline.events import (
     AudioEnded,
     AudioStarted,
@@ -37,14 +37,14 @@ UT = "ut_1"
     (AudioEnded(UT, 9, 1.8), {"type": "audio_end", "utterance_id": UT, "chunks": 9, "seconds": 1.8}),
     (UtteranceMetrics(UT, {"stt_ms": 900.0}), {"type": "metrics", "utterance_id": UT, "timings_ms": {"stt_ms": 900.0}}),
     (UtteranceWarning(UT, "audio_dropped", "2 dropped", chunks=2),
-     {"type": "warning", "code": "audio_dropped", "utterance_id": UT, "message": "2 dropped", "chunks": 2}),
+     {"type": "warning", "code": "audio_dropped", "utterance_id": UT, "chunks": 2, "message": "2 dropped"}),
     (UtteranceWarning(UT, "history_not_saved", "not saved"),
      {"type": "warning", "code": "history_not_saved", "utterance_id": UT, "message": "not saved"}),
     (UtteranceFailed(UT, "overloaded", "skipped"),
-     {"type": "error", "code": "overloaded", "message": "skipped", "utterance_id": UT}),
+     {"type": "error", "code": "overloaded", "utterance_id": UT, "message": "skipped"}),
 ])
 def test_each_pipeline_event_becomes_its_documented_message(event, message):
-    assert event_message(event) == message
+    assert list(event_message(event).items()) == list(message.items())  # the same fields, in the same order
 
 
 def test_a_stream_error_names_no_utterance():
@@ -55,3 +55,13 @@ def test_a_stream_error_names_no_utterance():
 def test_anything_else_is_refused():
     with pytest.raises(TypeError):
         event_message({"type": "vad"})
+
+
+def test_ready_describes_both_directions_of_audio_and_the_limits():
+    ready = ready_message(session_id="s_1", source_language="es", target_language="en", voice="af_heart",
+                          input_rate=48_000, output_rate=24_000, max_frame_bytes=32_000, max_session_seconds=3600)
+    assert ready == {
+        "type": "ready", "protocol": 1, "session_id": "s_1", "source_language": "es", "target_language": "en",
+        "voice": "af_heart", "input": {"encoding": "pcm16", "sample_rate": 48_000, "channels": 1},
+        "output": {"encoding": "pcm16", "sample_rate": 24_000, "channels": 1, "header": "uint32 sequence, big-endian"},
+        "limits": {"max_frame_bytes": 32_000, "max_session_seconds": 3600}}

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from gateway.blobs.base import BlobStore
+from gateway.blobs.encrypted import EncryptedBlobStore
 from gateway.blobs.factory import make_blob_store
 from gateway.blobs.local import LocalBlobStore
 from gateway.blobs.s3 import S3BlobStore
@@ -24,8 +25,9 @@ REGION = "us-east-1"
 @pytest.fixture(params=["local", "s3"])
 async def blobs(request, anyio_backend, tmp_path: Path) -> BlobStore:
     if request.param == "local":
-        return await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs"))
+        return await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path))
     return await make_blob_store(Settings(blob_backend="s3", s3_bucket=f"univoice-test-{uuid.uuid4().hex[:12]}",
+                                          state_dir=tmp_path,
                                     s3_prefix="tenant/", aws_region=REGION,
                                     aws_endpoint_url=request.getfixturevalue("moto_server")))
 
@@ -77,13 +79,16 @@ async def test_delete_prefix_deletes_only_that_prefix_and_counts(blobs: BlobStor
 
 
 @pytest.mark.anyio
-async def test_s3_objects_are_encrypted_at_rest_under_the_prefix(moto_server: str, s3):
+async def test_s3_objects_are_encrypted_at_rest_under_the_prefix(moto_server: str, s3, tmp_path: Path):
     store = await make_blob_store(Settings(blob_backend="s3", s3_bucket=f"univoice-test-{uuid.uuid4().hex[:12]}",
-                                     s3_prefix="tenant/", aws_region=REGION, aws_endpoint_url=moto_server))
-    assert isinstance(store, S3BlobStore)
+                                     s3_prefix="tenant/", aws_region=REGION, aws_endpoint_url=moto_server,
+                                     state_dir=tmp_path))
+    assert isinstance(store, EncryptedBlobStore) and isinstance(store.inner, S3BlobStore)
     await store.put("profiles/p1/embedding.npy", b"vector")
-    head = s3.head_object(Bucket=store.bucket, Key="tenant/profiles/p1/embedding.npy")
+    key = "tenant/profiles/p1/embedding.npy"
+    head = s3.head_object(Bucket=store.inner.bucket, Key=key)
     assert head["ServerSideEncryption"] == "AES256"
+    assert b"vector" not in s3.get_object(Bucket=store.inner.bucket, Key=key)["Body"].read()  # and ours inside
 
 
 @pytest.mark.anyio
@@ -132,3 +137,40 @@ async def test_local_delete_prefix_rejects_escaping_prefixes_and_leaves_no_tempo
     assert await store.delete_prefix("profiles/p1/") == 1
     assert not (tmp_path / "blobs" / "profiles" / "p1").exists()
     assert outside.read_bytes() == b"keep"
+
+
+@pytest.mark.anyio
+async def test_local_blobs_are_ciphertext_on_disk_bound_to_their_key(tmp_path: Path):
+    settings = Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path)
+    store = await make_blob_store(settings)
+    embedding = b"\x93NUMPY speaker embedding of Ada"
+    await store.put("profiles/p1/embedding.npy", embedding)
+    on_disk = (tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy").read_bytes()
+    assert b"Ada" not in on_disk and on_disk.startswith(b"UVB1")
+    assert await store.get("profiles/p1/embedding.npy") == embedding
+    assert (tmp_path / "blob_key").stat().st_mode & 0o777 == 0o600
+
+    (tmp_path / "blobs" / "profiles" / "p2").mkdir()  # another profile's blob, swapped in: refused, not read
+    (tmp_path / "blobs" / "profiles" / "p2" / "embedding.npy").write_bytes(on_disk)
+    with pytest.raises(ValueError, match="does not decrypt"):
+        await store.get("profiles/p2/embedding.npy")
+
+    restarted = await make_blob_store(settings)  # the same key from <state_dir>/blob_key after a restart
+    assert await restarted.get("profiles/p1/embedding.npy") == embedding
+    other_key = await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs",
+                                               state_dir=tmp_path / "elsewhere"))
+    with pytest.raises(ValueError, match="UNIVOICE_BLOB_KEY"):
+        await other_key.get("profiles/p1/embedding.npy")
+
+
+@pytest.mark.anyio
+async def test_a_blob_written_before_encryption_is_still_read(tmp_path: Path):
+    (tmp_path / "blobs" / "profiles" / "old").mkdir(parents=True)
+    (tmp_path / "blobs" / "profiles" / "old" / "embedding.npy").write_bytes(b"plain")
+    store = await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path))
+    assert await store.get("profiles/old/embedding.npy") == b"plain"
+
+
+def test_a_configured_blob_key_must_be_32_bytes(tmp_path: Path):
+    with pytest.raises(ValueError, match="32 bytes"):
+        Settings(state_dir=tmp_path, blob_key="c2hvcnQ=").blob_encryption_key()

@@ -193,3 +193,28 @@ async def test_any_json_document_round_trips_sqlite(tmp_path: Path, doc: dict):
         assert await store.list("docs", owner="o") == [doc]
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_sqlite_file_is_its_owners_alone_and_keeps_no_trace_of_a_deleted_record(tmp_path: Path):
+    path = tmp_path / "state" / "records.db"
+    store = await make_record_store(Settings(store_backend="sqlite", sqlite_path=path))
+    await store.put("profiles", "p_1", {"name": "Ada's voice at the office"}, owner="u_1")
+    await store.put("profiles", "p_2", {"name": "kept"}, owner="u_1")
+    files = [path, path.with_name("records.db-wal"), path.with_name("records.db-shm")]
+    assert {file.name: file.stat().st_mode & 0o777 for file in files if file.exists()} == {
+        file.name: 0o600 for file in files if file.exists()}
+    assert await store.delete("profiles", "p_1")
+    on_disk = b"".join(file.read_bytes() for file in files if file.exists())
+    assert b"Ada's voice" not in on_disk and b"kept" in on_disk
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_database_made_world_readable_by_an_older_version_is_made_private(tmp_path: Path):
+    path = tmp_path / "records.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    store = await make_record_store(Settings(store_backend="sqlite", sqlite_path=path))
+    assert path.stat().st_mode & 0o777 == 0o600
+    await store.close()

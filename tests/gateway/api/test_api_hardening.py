@@ -1,0 +1,261 @@
+"""Cheap denial of service, refused cheaply: bodies capped while they stream in, uploads authenticated before they
+are read, decompression bombs refused by their header, one rate-limit bucket per account (issue 12)."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import http.client
+import io
+import ipaddress
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gateway.embedded import gateway_in_thread
+from tests.gateway.api_support import PASSWORD, api_error, bearer, flac, make_client, signup_and_login
+
+MB = 1024 * 1024
+
+
+def _send_head_and_a_little(base: str, path: str, headers: dict, declared: int) -> tuple[int, float]:
+    """Declare a body of `declared` bytes, send 1 KB of it, and see how soon (and what) the gateway answers."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=20)
+    started = time.monotonic()
+    connection.putrequest("POST", path)
+    for name, value in {**headers, "Content-Length": str(declared)}.items():
+        connection.putheader(name, value)
+    connection.endheaders(b"x" * 1024)
+    response = connection.getresponse()
+    status = response.status
+    connection.close()
+    return status, time.monotonic() - started
+
+
+@pytest.mark.parametrize(("path", "content_type", "declared", "status"), [
+    # Within the upload cap but with no credentials: refused before the form is read.
+    ("/v1/profiles", "multipart/form-data; boundary=xyz", 10 * MB, 401),
+    ("/v1/profiles", "multipart/form-data; boundary=xyz", 200 * MB, 413),  # over the cap: refused on its length
+    ("/v1/auth/signup", "application/json", 200 * MB, 413),
+])
+def test_a_declared_body_is_answered_without_being_read(live_gateway, path, content_type, declared, status):
+    base, _ = live_gateway
+    answered, _ = _send_head_and_a_little(base, path, {"Content-Type": content_type}, declared)
+    # Had the gateway waited for the body it announced, getresponse() would have timed out instead.
+    assert answered == status
+
+
+def test_a_json_body_over_the_cap_is_refused_while_it_streams_in(api):
+    def chunks():  # no Content-Length: only counting the bytes as they come can refuse it
+        for _ in range(200):
+            yield b" " * 1024
+
+    response = api.post("/v1/auth/signup", content=chunks(), headers={"Content-Type": "application/json"})
+    assert api_error(response, 413) == "payload_too_large"
+
+
+def test_an_upload_over_its_cap_is_refused_with_413(gateway_settings, triton):
+    with make_client(gateway_settings.model_copy(update={"max_upload_bytes": 100_000})) as api:
+        tokens = signup_and_login(api, "big-upload")
+        response = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("a.flac", b"\0" * 400_000)},
+                            data={"name": "x", "consent": "true"})
+        assert api_error(response, 413) == "payload_too_large"
+
+
+def _flac(rate: int, channels: int, seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((int(rate * seconds), channels), np.int16), rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_a_decompression_bomb_is_refused_by_its_header(api, utterances):
+    tokens = signup_and_login(api, "bomber")
+    bomb = _flac(192_000, 8, 20.0)  # ~100 KB of FLAC that decodes to 123 MB of float32
+    response = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("bomb.flac", bomb)},
+                        data={"name": "x", "consent": "true"})
+    assert api_error(response, 422) == "unsupported_sample_rate"
+    assert "48000" in response.json()["message"]
+
+
+def test_an_upload_without_its_fields_is_a_validation_error(api):
+    tokens = signup_and_login(api, "formless")
+    response = api.post("/v1/profiles", headers=bearer(tokens), files={"other": ("a.flac", b"123")})
+    assert api_error(response, 422) == "validation_error"
+    message = response.json()["message"]
+    assert "file" in message and "name" in message and "consent" in message
+
+
+def test_one_account_has_one_rate_limit_bucket_whatever_credential_it_uses(gateway_settings, triton):
+    with make_client(gateway_settings.model_copy(update={"rate_limit_per_minute": 1, "rate_limit_burst": 6})) as api:
+        tokens = signup_and_login(api, "many-keys")
+        keys = [api.post("/v1/api-keys", headers=bearer(tokens), json={"name": f"k{i}"}).json()["key"]
+                for i in range(3)]
+        statuses = [api.get("/v1/sessions", headers={"X-API-Key": key}).status_code for key in keys * 3]
+        assert 429 in statuses and statuses.index(429) <= 3  # the burst was spent by the token, not per key
+        assert api.get("/v1/sessions", headers=bearer(tokens)).status_code == 429
+
+
+def test_every_use_of_a_voice_profile_is_in_its_owners_audit_trail_and_outlives_it(api, utterances):
+    tokens = signup_and_login(api, "audited")
+    pid = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("a.flac", flac(utterances[0][1]))},
+                   data={"name": "me", "consent": "true"}).json()["id"]
+    assert api.post(f"/v1/profiles/{pid}/compare", headers=bearer(tokens),
+                    files={"file": ("b.flac", flac(utterances[0][1]))}).status_code == 200
+    assert api.delete(f"/v1/profiles/{pid}", headers=bearer(tokens)).status_code == 204
+    trail = api.get("/v1/audit", headers=bearer(tokens)).json()
+    assert [(e["action"], e["profile_id"]) for e in trail] == [
+        ("profile.enrolled", pid), ("profile.compared", pid), ("profile.deleted", pid)]
+    assert trail[0]["details"]["consent"] is True and trail[1]["details"]["score"] > 0.8
+    assert api.get("/v1/audit", headers=bearer(signup_and_login(api, "stranger"))).json() == []
+
+
+def test_responses_carry_security_headers_and_do_not_name_the_server(live_gateway):
+    base, _ = live_gateway
+    with httpx.Client(base_url=base) as client:
+        for path in ("/healthz", "/demo", "/v1/sessions"):
+            headers = client.get(path).headers
+            assert headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in headers["content-security-policy"]
+            assert headers["x-content-type-options"] == "nosniff" and "server" not in headers
+            assert "strict-transport-security" not in headers  # plain HTTP: HSTS would be meaningless
+
+
+def test_the_api_docs_load_nothing_from_another_origin(api):
+    page = api.get("/docs").text
+    assert "cdn." not in page and "/docs/static/swagger-ui-bundle.js" in page
+    assert api.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_cors_answers_the_configured_origins_only(gateway_settings, triton):
+    allowed = "https://app.example.com"
+    with make_client(gateway_settings.model_copy(update={"cors_origins": [allowed]})) as api:
+        for origin, expected in ((allowed, allowed), ("https://evil.example.com", None)):
+            preflight = api.options("/v1/sessions", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                                             "Access-Control-Request-Headers": "authorization"})
+            assert preflight.headers.get("access-control-allow-origin") == expected
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_with_a_certificate_the_gateway_speaks_tls_1_3_only(gateway_settings, certificate):
+    cert, key = certificate
+    with gateway_in_thread(gateway_settings.model_copy(update={"tls_certfile": cert, "tls_keyfile": key})) as (base, _):
+        assert base.startswith("https://")
+        modern = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(base_url=base, verify=modern) as client:
+            response = client.get("/healthz")
+            assert response.status_code == 200 and "max-age" in response.headers["strict-transport-security"]
+        old = ssl.create_default_context(cafile=str(cert))
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with httpx.Client(base_url=base, verify=old) as client, pytest.raises(httpx.ConnectError):
+            client.get("/healthz")
+
+
+@pytest.mark.parametrize("password", ["password12", "correcthorse-weak", "aaaaaaaaaaaa", "Welcome2024!"])
+def test_guessable_passwords_are_refused(api, password):
+    username = "correcthorse" if "correcthorse" in password else "sam"
+    response = api.post("/v1/auth/signup", json={"username": username, "password": password})
+    assert api_error(response, 400) == "weak_password"
+
+
+def test_asking_for_a_scope_the_account_lacks_is_invalid_scope(api):
+    signup_and_login(api, "modest")
+    response = api.post("/v1/auth/token", data={"username": "modest", "password": PASSWORD, "scope": "models:admin"})
+    assert api_error(response, 400) == "invalid_scope"
+
+
+def test_a_replayed_refresh_token_also_ends_the_access_tokens_already_out(api):
+    tokens = signup_and_login(api, "replayed")
+    assert api.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 200
+    replay = api.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert api_error(replay, 401) == "refresh_token_reused"
+    assert api_error(api.get("/v1/sessions", headers=bearer(tokens)), 401) == "token_revoked"
+    assert api.get("/v1/sessions", headers=bearer(signup_and_login(api, "replayed-fresh"))).status_code == 200
+
+
+def test_logout_without_a_body_also_revokes_the_refresh_token_issued_with_the_access_token(api):
+    tokens = signup_and_login(api, "leaving")
+    assert api.post("/v1/auth/logout", headers=bearer(tokens)).status_code == 204
+    assert api_error(api.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401) == "invalid_token"
+
+
+def test_logout_with_a_malformed_refresh_token_still_revokes_the_access_token(api):
+    tokens = signup_and_login(api, "clumsy")
+    api.post("/v1/auth/logout", headers=bearer(tokens), json={"refresh_token": "not-a-refresh-token"})
+    assert api_error(api.get("/v1/sessions", headers=bearer(tokens)), 401) == "token_revoked"
+
+
+def test_comparing_voices_needs_the_profiles_scope(api, utterances):
+    tokens = signup_and_login(api, "scoped")
+    key = api.post("/v1/api-keys", headers=bearer(tokens), json={"name": "streamer", "scopes": ["stream"]}).json()
+    response = api.post("/v1/profiles/p_x/compare", headers={"X-API-Key": key["key"]},
+                        files={"file": ("a.flac", flac(utterances[0][1][:48_000]))})
+    assert api_error(response, 403) == "insufficient_scope"
+
+
+@pytest.mark.parametrize("name", ["evil\u202eexe.flac", "zero\u200bwidth", "bell\x07"])
+def test_names_with_control_or_bidi_characters_are_refused(api, utterances, name):
+    tokens = signup_and_login(api, f"namer-{len(name)}-{ord(name[4])}")
+    assert api_error(api.post("/v1/api-keys", headers=bearer(tokens), json={"name": name}), 422) == "validation_error"
+    response = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("a.flac", flac(utterances[0][1]))},
+                        data={"name": name, "consent": "true"})
+    assert api_error(response, 422) == "validation_error"
+
+
+def test_deleting_an_account_erases_its_voices_sessions_and_credentials_and_is_audited(api, utterances,
+                                                                                       gateway_settings):
+    tokens = signup_and_login(api, "erased")
+    user_id = api.get("/v1/auth/me", headers=bearer(tokens)).json()["id"]
+    pid = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("a.flac", flac(utterances[0][1]))},
+                   data={"name": "me", "consent": "true"}).json()["id"]
+    session_id = api.post("/v1/sessions", headers=bearer(tokens),
+                          json={"source_language": "en", "target_language": "en"}).json()["id"]
+    key = api.post("/v1/api-keys", headers=bearer(tokens), json={"name": "k"}).json()["key"]
+    services = api.app.state.services
+    api.portal.call(services.sessions.append_utterance, user_id, session_id, "hello", "hello")
+
+    assert api.delete("/v1/auth/me", headers=bearer(tokens)).status_code == 204
+    assert api_error(api.get("/v1/sessions", headers=bearer(tokens)), 401) == "token_revoked"
+    assert api_error(api.get("/v1/sessions", headers={"X-API-Key": key}), 401) == "invalid_api_key"
+    login = api.post("/v1/auth/token", data={"username": "erased", "password": PASSWORD})
+    assert api_error(login, 401) == "invalid_credentials"
+    assert not any((gateway_settings.resolved_blob_dir() / "profiles" / pid).glob("*"))
+    assert api.portal.call(functools.partial(services.store.list, "session_history", owner=session_id)) == []
+    trail = api.portal.call(services.audit.entries, user_id)
+    assert [e.action for e in trail][-2:] == ["profile.deleted", "account.deleted"]
+    assert trail[-1].details == {"profiles": 1, "sessions": 1}
+    signup_and_login(api, "erased")  # the name is free again
+
+
+def test_deleting_a_session_erases_its_history(api):
+    tokens = signup_and_login(api, "forgetful")
+    session_id = api.post("/v1/sessions", headers=bearer(tokens),
+                          json={"source_language": "en", "target_language": "en"}).json()["id"]
+    assert api.delete(f"/v1/sessions/{session_id}", headers=bearer(tokens)).status_code == 204
+    assert api_error(api.get(f"/v1/sessions/{session_id}/history", headers=bearer(tokens)), 404) == "session_not_found"
