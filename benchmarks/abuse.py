@@ -8,7 +8,7 @@ than 100 MB or `/healthz` p99 above 100 ms.
 
     python -m benchmarks.abuse [--out DIR]
 
-Writes benchmarks/results/<date>/abuse.{json,png}. About 3 minutes.
+Writes benchmarks/results/<date>/abuse.{json,png}. About 2 minutes (the Triton start included).
 """
 
 from __future__ import annotations

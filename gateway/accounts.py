@@ -94,7 +94,8 @@ class AccountService:
                                  ttl_s=self.issuer.access_ttl_s)
             raise Unauthorized("the refresh token was already used; every session was signed out",
                                code="refresh_token_reused")
-        return await self.issue(await self.user(record.user_id), list(record.scopes))
+        user = await self.user(record.user_id)  # scopes removed since the login are not handed out again
+        return await self.issue(user, sorted(set(record.scopes) & set(user.scopes)))
 
     async def _refresh_token(self, token_id: str) -> RefreshToken | None:
         document = await self.store.get(REFRESH, token_id)
@@ -126,15 +127,19 @@ class AccountService:
                                "again", code="token_revoked")
         return principal
 
-    async def delete_user(self, user_id: str) -> None:
-        """The account and every credential of it: API keys, refresh tokens, access tokens already out."""
-        user = await self.user(user_id)
+    async def revoke_credentials(self, user_id: str) -> None:
+        """Every credential of the account stops working: API keys, refresh tokens, access tokens already out."""
         for document in await self.store.list(API_KEYS, owner=user_id):
             await self.store.delete(API_KEYS, document["id"])
         await self.revoke_all(user_id)
         await self.store.put(REVOKED_BEFORE, user_id, {"before": time.time()}, ttl_s=self.issuer.access_ttl_s)
-        await self.store.delete(USERNAMES, user.username.lower())
-        await self.store.delete(USERS, user_id)
+
+    async def delete_user(self, user_id: str) -> None:
+        """The account record and its username (none to delete for an external, jwks-mode identity)."""
+        document = await self.store.get(USERS, user_id)
+        if document is not None:
+            await self.store.delete(USERNAMES, from_document(User, document).username.lower())
+            await self.store.delete(USERS, user_id)
 
     # --- API keys ------------------------------------------------------------------------------
     async def create_api_key(self, user: User, name: str, scopes: list[str]) -> tuple[str, ApiKey]:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import audio
+from gateway import audio, security
 from gateway.accounts import AccountService
 from gateway.api.body_limit import BodyLimit
 from gateway.api.deps import Services
@@ -25,6 +25,7 @@ from gateway.api.errors import error_response, http_headers, http_status
 from gateway.api.routes import auth, demo, health, profiles, sessions, stream
 from gateway.audit import AuditLog
 from gateway.blobs.factory import make_blob_store
+from gateway.cpu import PASSWORDS, run_cpu
 from gateway.observability import (
     CORRELATION_HEADER,
     HTTP_LATENCY,
@@ -99,6 +100,7 @@ async def build_services(settings: Settings) -> Services:
     blobs = await make_blob_store(settings)
     triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
     audit = AuditLog(store)
+    await run_cpu(security.dummy_password_hash, pool=PASSWORDS)  # now: the first unknown-user login costs the same
     jwks = None
     if settings.auth_mode == "jwks":
         if not settings.jwks_url:

@@ -11,7 +11,8 @@ from gateway.sessions import SessionService
 
 async def erase_account(user_id: str, *, accounts: AccountService, sessions: SessionService,
                         profiles: ProfileService, audit: AuditLog) -> dict[str, int]:
-    """What was erased, counted."""
+    """What was erased, counted. Credentials go first: nothing can enrol, stream or save history meanwhile."""
+    await accounts.revoke_credentials(user_id)
     erased = {"profiles": 0, "sessions": 0}
     for profile in await profiles.list(user_id):
         await profiles.delete(user_id, profile.id)

@@ -37,7 +37,8 @@ class ProfileService:
         self.max_upload_bytes = max_upload_bytes
         self.min_speech_s, self.max_speech_s = min_speech_s, max_speech_s
         self.keep_audio = keep_audio
-        # One account's burst of enrolments must not take the CPU from everyone else.
+        # One account's burst of enrolments must not take the CPU (or the disk its bodies spool to) from everyone
+        # else: the routes hold a slot from reading the upload to the answer.
         self.uploads = ConcurrencyLimit(uploads_per_user, lambda limit: RateLimited(
             5, f"{limit} enrolments or comparisons of this account are already being processed; wait for one to "
                "finish", code="too_many_uploads"))
@@ -49,10 +50,6 @@ class ProfileService:
     async def enrol(self, owner: str, name: str, data: bytes, consent: bool) -> VoiceProfile:
         if not consent:
             raise InvalidAudio("enrolment needs the speaker's consent: send consent=true", code="consent_required")
-        with self.uploads.hold(owner):
-            return await self._enrol(owner, name, data, consent)
-
-    async def _enrol(self, owner: str, name: str, data: bytes, consent: bool) -> VoiceProfile:
         clip = await self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
         report = await run_cpu(audio.check_enrolment, clip, self.min_speech_s, self.max_speech_s, self.detector,
                                pool=UPLOADS)
@@ -113,19 +110,18 @@ class ProfileService:
     async def compare(self, owner: str, profile_id: str, data: bytes) -> tuple[float, float]:
         """Cosine similarity between the profile and the speaker of `data`; also the speech seconds used."""
         reference = await self.embedding(owner, profile_id)
-        with self.uploads.hold(owner):
-            clip = await self._decode(data)
-            speech = await run_cpu(self._speech_16k, clip, pool=UPLOADS)
-            seconds = len(speech) / MODEL_RATE
-            if seconds < COMPARE_MIN_SPEECH_S:
-                raise InvalidAudio(
-                    f"found {seconds:.1f} s of speech; comparing needs at least {COMPARE_MIN_SPEECH_S:.0f} s",
-                    code="too_little_speech",
-                )
-            if seconds > self.max_speech_s:  # like enrolment: the embedding model's input is bounded
-                raise InvalidAudio(f"found {seconds:.1f} s of speech; comparing takes at most "
-                                   f"{self.max_speech_s:.0f} s: send a shorter clip", code="too_much_speech")
-            candidate = await self.triton.embed(speech)
+        clip = await self._decode(data)
+        speech = await run_cpu(self._speech_16k, clip, pool=UPLOADS)
+        seconds = len(speech) / MODEL_RATE
+        if seconds < COMPARE_MIN_SPEECH_S:
+            raise InvalidAudio(
+                f"found {seconds:.1f} s of speech; comparing needs at least {COMPARE_MIN_SPEECH_S:.0f} s",
+                code="too_little_speech",
+            )
+        if seconds > self.max_speech_s:  # like enrolment: the embedding model's input is bounded
+            raise InvalidAudio(f"found {seconds:.1f} s of speech; comparing takes at most "
+                               f"{self.max_speech_s:.0f} s: send a shorter clip", code="too_much_speech")
+        candidate = await self.triton.embed(speech)
         score = float(np.dot(reference, candidate))
         await self.audit.record(owner, "profile.compared", profile_id, score=round(score, 3),
                                 speech_seconds=round(seconds, 1))

@@ -57,7 +57,8 @@ class AwsSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="UNIVOICE_", env_file=".env", extra="ignore")
+    # An empty value means "unset", as `.env.example` documents (UNIVOICE_JWT_SECRET= keeps the generated key).
+    model_config = SettingsConfigDict(env_prefix="UNIVOICE_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # --- Triton -------------------------------------------------------------------------------
     model_repository: Path = config.MODEL_REPOSITORY
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     # AES-256-GCM key for blobs at rest (embeddings, voice statistics, enrolment audio), base64 of 32 bytes.
     # Unset: one is generated once and kept in <state_dir>/blob_key (0600). Losing it loses every profile.
     blob_key: SecretStr | None = None
+    # Read blobs written before encryption (plaintext) as they are. Off: such a blob is refused, so a plaintext
+    # blob slipped into the store is never taken for a profile's; on only while migrating an old data directory.
+    allow_plaintext_blobs: bool = False
     jwt_issuer: str = "univoice"
     jwt_audience: str = "univoice"
     access_token_ttl_s: int = 900
@@ -158,7 +162,7 @@ class Settings(BaseSettings):
     stream_max_frame_bytes: int = 64 * 1024  # ~2 s of 16 kHz PCM16; send 20-100 ms per frame
     stream_max_session_s: int = 3600
     stream_max_utterance_s: float = 20.0  # a longer monologue is cut and translated piece by piece
-    stream_config_timeout_s: float = 5.0  # an unauthenticated, unconfigured socket is held this long at most
+    stream_config_timeout_s: float = 5.0  # an unconfigured socket is held this long at most, whatever it sends
     stream_connections_per_address: int = 20  # open WebSockets per client address, authenticated or not
     streams_per_user: int = 4  # open streams per account
     # How often an open stream re-checks, through the store, that its credential and session still stand

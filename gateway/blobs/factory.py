@@ -13,7 +13,8 @@ from gateway.settings import Settings
 
 async def make_blob_store(settings: Settings) -> BlobStore:
     """The backend, wrapped in AES-256-GCM (`EncryptedBlobStore`) with the gateway's blob key."""
-    return EncryptedBlobStore(await _backend(settings), settings.blob_encryption_key())
+    return EncryptedBlobStore(await _backend(settings), settings.blob_encryption_key(),
+                              allow_plaintext=settings.allow_plaintext_blobs)
 
 
 async def _backend(settings: Settings) -> BlobStore:

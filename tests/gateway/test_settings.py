@@ -23,6 +23,8 @@ def test_env_example_values_parse(monkeypatch, tmp_path):
     env.write_text("\n".join(lines) + "\n")
     settings = Settings(_env_file=str(env))
     assert settings.store_backend == "sqlite" and settings.port == 8080
+    # Empty values are "unset": the generated keys, plain HTTP.
+    assert settings.jwt_secret is None and settings.blob_key is None and settings.tls_certfile is None
 
 
 def test_environment_overrides_dotenv(monkeypatch, tmp_path):

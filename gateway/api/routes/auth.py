@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
@@ -25,7 +27,14 @@ router = APIRouter(prefix="/v1", tags=["auth"])
 
 
 def _address(request: Request) -> str:
-    return request.client.host if request.client else "-"
+    """The client's address as a rate-limit key: an IPv6 client is its /64 (one host holds a whole /64). Behind
+    a proxy, uvicorn takes it from X-Forwarded-For only for FORWARDED_ALLOW_IPS (see the README)."""
+    host = request.client.host if request.client else "-"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return str(ipaddress.ip_network(f"{host}/64", strict=False)) if address.version == 6 else host
 
 
 def _pair(tokens: IssuedTokens) -> TokenPair:
@@ -45,9 +54,12 @@ async def signup(request: Request, body: SignupRequest, svc: Services = Depends(
 @router.post("/auth/token", response_model=TokenPair, summary="OAuth2 password flow: username + password -> tokens")
 async def token(request: Request, form: OAuth2PasswordRequestForm = Depends(),
                 svc: Services = Depends(services)) -> TokenPair:
-    # Both buckets: one address guessing many accounts, and many addresses guessing one account.
-    await svc.auth_limiter.acquire(f"login:address:{_address(request)}")
-    await svc.auth_limiter.acquire(f"login:account:{form.username.lower()[:64]}")
+    # One address guessing many accounts; one address guessing one account; and many addresses guessing one
+    # account, with a ceiling ten times higher, so that a stranger cannot lock the real user out cheaply.
+    address, account = _address(request), form.username.lower()[:64]
+    await svc.auth_limiter.acquire(f"login:address:{address}")
+    await svc.auth_limiter.acquire(f"login:account:{account}:address:{address}")
+    await svc.auth_limiter.acquire(f"login:account:{account}", cost=0.1)
     user = await svc.accounts.authenticate(form.username, form.password)
     return _pair(await svc.accounts.issue(user, form.scopes or None))
 

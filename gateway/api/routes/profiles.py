@@ -12,11 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from gateway.api.deps import Services, principal, require, services
 from gateway.schemas import CompareResult, DisplayName, ProfileOut
 from gateway.security import SCOPE_PROFILES_WRITE, Principal
-from univoice_core.errors import PayloadTooLarge
+from univoice_core.errors import BadRequest, PayloadTooLarge
 
 router = APIRouter(prefix="/v1/profiles", tags=["voice profiles"])
 ProfileId = Path(max_length=64, examples=["p_3b9e0d1c2a4f4e5d8c7b6a5f4e3d2c1b"])
@@ -36,28 +37,31 @@ def _multipart(fields: dict) -> dict:
 
 
 async def _form(request: Request, svc: Services, fields: type[BaseModel] | None = None):
-    """The upload's bytes (and its validated text fields), read only now that the caller is authenticated."""
+    """The upload's bytes (and its validated text fields), read only now that the caller is authenticated (and
+    holds one of its upload slots)."""
     try:
-        form = await request.form(max_files=1, max_fields=4, max_part_size=4096)
+        async with request.form(max_files=1, max_fields=4, max_part_size=4096) as form:  # closes spooled files
+            upload = form.get("file")
+            errors = [] if isinstance(upload, UploadFile) else [
+                {"type": "missing", "loc": ("body", "file"), "msg": "Field required: send the audio as the `file` "
+                 "part", "input": None}]
+            values = None
+            if fields is not None:
+                try:
+                    values = fields.model_validate({key: value for key, value in form.items() if key != "file"})
+                except ValidationError as error:
+                    errors += [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+            if errors:
+                raise RequestValidationError(errors)
+            # One byte past the limit is enough to know it is too large, without reading more of it.
+            return await upload.read(svc.settings.max_upload_bytes + 1), values
     except HTTPException as error:
         if error.status_code != 413:  # the body limit stopped the upload as it streamed in
             raise
         raise PayloadTooLarge(f"the upload is larger than {svc.settings.max_upload_bytes} bytes; send a shorter "
                               "recording") from None
-    upload = form.get("file")
-    errors = [] if isinstance(upload, UploadFile) else [
-        {"type": "missing", "loc": ("body", "file"), "msg": "Field required: send the audio as the `file` part",
-         "input": None}]
-    values = None
-    if fields is not None:
-        try:
-            values = fields.model_validate({key: value for key, value in form.items() if key != "file"})
-        except ValidationError as error:
-            errors += [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
-    if errors:
-        raise RequestValidationError(errors)
-    # One byte past the limit is enough to know it is too large, without reading more of it.
-    return await upload.read(svc.settings.max_upload_bytes + 1), values
+    except ClientDisconnect:
+        raise BadRequest("the upload was interrupted; send it again", code="upload_interrupted") from None
 
 
 @router.post("", response_model=ProfileOut, status_code=status.HTTP_201_CREATED,
@@ -65,8 +69,9 @@ async def _form(request: Request, svc: Services, fields: type[BaseModel] | None 
              openapi_extra=_multipart(EnrolmentForm.model_json_schema()["properties"]))
 async def enrol(request: Request, who: Principal = Depends(require(SCOPE_PROFILES_WRITE)),
                 svc: Services = Depends(services)) -> ProfileOut:
-    data, form = await _form(request, svc, EnrolmentForm)
-    return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, form.name, data, form.consent))
+    with svc.profiles.uploads.hold(who.subject):
+        data, form = await _form(request, svc, EnrolmentForm)
+        return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, form.name, data, form.consent))
 
 
 @router.get("", response_model=list[ProfileOut], summary="List your voice profiles")
@@ -94,6 +99,7 @@ async def delete_profile(profile_id: str = ProfileId, who: Principal = Depends(r
 async def compare(request: Request, profile_id: str = ProfileId,
                   who: Principal = Depends(require(SCOPE_PROFILES_WRITE)),
                   svc: Services = Depends(services)) -> CompareResult:
-    data, _ = await _form(request, svc)
-    score, seconds = await svc.profiles.compare(who.subject, profile_id, data)
+    with svc.profiles.uploads.hold(who.subject):
+        data, _ = await _form(request, svc)
+        score, seconds = await svc.profiles.compare(who.subject, profile_id, data)
     return CompareResult(profile_id=profile_id, score=score, speech_seconds=seconds)

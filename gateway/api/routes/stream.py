@@ -94,6 +94,7 @@ class StreamConnection:
         self.credential: tuple[str | None, str | None] = (None, None)  # (bearer token, API key) last accepted
         self.address = websocket.client.host if websocket.client else "-"
         self.admitted = contextlib.ExitStack()  # the admission slots this connection holds
+        self.stopping = False
 
     # --- outgoing ----------------------------------------------------------------------------------
     async def send_message(self, message: dict) -> None:
@@ -190,6 +191,8 @@ class StreamConnection:
         session still open (not closed over REST)? Runs beside the receive loop; closes the stream when not."""
         while True:
             await asyncio.sleep(self.settings.stream_recheck_s)
+            if self.stopping:  # answering what was heard after `stop`: let it finish
+                continue
             try:
                 await authenticate(self.services, *self.credential)
                 await self.services.sessions.get_open(self.principal.subject, self.session_id)
@@ -199,13 +202,18 @@ class StreamConnection:
                 raise CloseStream(CLOSE_CONFLICT, error) from None
             except NotFound as error:
                 raise CloseStream(CLOSE_NOT_FOUND, error) from None
-            except UniVoiceError as error:  # the store is down, say: the stream goes on, the next check retries
+            except Exception as error:  # the store is down, say: the stream goes on, the next check retries
                 log_event(log, "stream re-check failed", level=logging.WARNING, session_id=self.session_id,
-                          error=error.code)
+                          error=repr(error))
 
     async def _configure(self) -> None:
+        """Until a config message starts the pipeline: one deadline for the whole phase, so pings or bad
+        messages cannot hold an unconfigured socket open."""
+        deadline = time.monotonic() + self.settings.stream_config_timeout_s
         while True:
-            message = await self._next_message(timeout=self.settings.stream_config_timeout_s)
+            message = await self._next_message(
+                timeout=max(0.0, deadline - time.monotonic()),
+                timed_out=f"no config message within {self.settings.stream_config_timeout_s:.0f} s of connecting")
             if isinstance(message, bytes):
                 await self.send_error(BadRequest('send the JSON {"type": "config", ...} message before any audio',
                                                  code="not_configured"))
@@ -256,6 +264,7 @@ class StreamConnection:
             if isinstance(message, bytes):
                 await self._audio(message)
             elif isinstance(message, StopMessage):
+                self.stopping = True
                 await self.pipeline.finish()
                 await self.send_message(stopped_message(self.session_id))
                 return
@@ -297,7 +306,7 @@ class StreamConnection:
                 code="session_limit"))
         await self.pipeline.push(samples)
 
-    async def _next_message(self, timeout: float) -> bytes | object | None:
+    async def _next_message(self, timeout: float, timed_out: str | None = None) -> bytes | object | None:
         """The next client message: bytes, a parsed control message, or None after answering a bad one."""
         until_expiry = None if self.expires_at is None else max(0.0, self.expires_at - time.time())
         expiry_first = until_expiry is not None and until_expiry <= timeout
@@ -308,7 +317,8 @@ class StreamConnection:
                 raise CloseStream(CLOSE_UNAUTHORIZED, Unauthorized(
                     'the access token expired; send {"type": "auth", "token": ...} before it does',
                     code="token_expired")) from None
-            raise CloseStream(CLOSE_TIMEOUT, UniVoiceError(f"no message for {timeout:.0f} s", code="idle_timeout")) from None
+            raise CloseStream(CLOSE_TIMEOUT, UniVoiceError(timed_out or f"no message for {timeout:.0f} s",
+                                                           code="idle_timeout")) from None
         if raw["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(raw.get("code", 1000))
         if raw.get("bytes") is not None:

@@ -8,6 +8,7 @@ import functools
 import http.client
 import io
 import ipaddress
+import re
 import ssl
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ def test_responses_carry_security_headers_and_do_not_name_the_server(live_gatewa
 
 def test_the_api_docs_load_nothing_from_another_origin(api):
     page = api.get("/docs").text
-    assert "cdn." not in page and "/docs/static/swagger-ui-bundle.js" in page
+    assert not re.findall(r"(?:src|href)=['\"]?(?:https?:)?//", page) and "/docs/static/swagger-ui-bundle.js" in page
     assert api.get("/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
@@ -255,7 +256,24 @@ def test_deleting_an_account_erases_its_voices_sessions_and_credentials_and_is_a
 
 def test_deleting_a_session_erases_its_history(api):
     tokens = signup_and_login(api, "forgetful")
+    user_id = api.get("/v1/auth/me", headers=bearer(tokens)).json()["id"]
     session_id = api.post("/v1/sessions", headers=bearer(tokens),
                           json={"source_language": "en", "target_language": "en"}).json()["id"]
+    services = api.app.state.services
+    api.portal.call(services.sessions.append_utterance, user_id, session_id, "hola", "hello")
+    history = functools.partial(services.store.list, "session_history", owner=session_id)
+    assert len(api.portal.call(history)) == 1
     assert api.delete(f"/v1/sessions/{session_id}", headers=bearer(tokens)).status_code == 204
+    assert api.portal.call(history) == []
     assert api_error(api.get(f"/v1/sessions/{session_id}/history", headers=bearer(tokens)), 404) == "session_not_found"
+
+
+def test_password_guessing_is_throttled_per_address(gateway_settings, triton):
+    limited = gateway_settings.model_copy(update={"auth_attempts_per_minute": 1, "auth_attempts_burst": 3})
+    with make_client(limited) as api:
+        api.post("/v1/auth/signup", json={"username": "target", "password": PASSWORD})
+        guesses = [api.post("/v1/auth/token", data={"username": "target", "password": f"guess {i}"}).status_code
+                   for i in range(4)]
+        assert guesses == [401, 401, 401, 429]  # the address's three attempts, then no more checks
+        assert int(api.post("/v1/auth/token", data={"username": "target", "password": PASSWORD})
+                   .headers["Retry-After"]) >= 1

@@ -164,11 +164,14 @@ async def test_local_blobs_are_ciphertext_on_disk_bound_to_their_key(tmp_path: P
 
 
 @pytest.mark.anyio
-async def test_a_blob_written_before_encryption_is_still_read(tmp_path: Path):
+async def test_a_plaintext_blob_is_refused_unless_migrating(tmp_path: Path):
     (tmp_path / "blobs" / "profiles" / "old").mkdir(parents=True)
     (tmp_path / "blobs" / "profiles" / "old" / "embedding.npy").write_bytes(b"plain")
-    store = await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path))
-    assert await store.get("profiles/old/embedding.npy") == b"plain"
+    settings = Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path)
+    with pytest.raises(ValueError, match="not encrypted"):
+        await (await make_blob_store(settings)).get("profiles/old/embedding.npy")
+    migrating = await make_blob_store(settings.model_copy(update={"allow_plaintext_blobs": True}))
+    assert await migrating.get("profiles/old/embedding.npy") == b"plain"
 
 
 def test_a_configured_blob_key_must_be_32_bytes(tmp_path: Path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import re
 import threading
 import time
 from pathlib import Path
@@ -17,25 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.quality import normalise_words
 from gateway.pipeline.stt import WhisperTranscriber
 from gateway.settings import get_settings
 from univoice_core.audio import MODEL_RATE
 from univoice_core.errors import BadRequest
 from univoice_core.whisper import whisper_base_is_assembled, whisper_base_parts, whisper_model_dir
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w' ]+", " ", text.lower()).split()
-
-
-@pytest.fixture(scope="session")
-def whisper_base() -> WhisperTranscriber:
-    return WhisperTranscriber(whisper_model_dir("base", get_settings().build_dir), cpu_threads=2)
-
-
-@pytest.fixture(scope="session")
-def whisper_tiny_en() -> WhisperTranscriber:
-    return WhisperTranscriber(whisper_model_dir("tiny.en", get_settings().build_dir), cpu_threads=2)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +63,7 @@ def test_transcribes_real_english_speech(transcripts: list[str]):
     for text in transcripts:
         letters = [c for c in text if c.isalpha()]
         assert letters and sum(c.isascii() for c in letters) / len(letters) > 0.95, text
-    assert sum(len(words(text)) > 5 for text in transcripts) >= len(transcripts) - 1, transcripts
+    assert sum(len(normalise_words(text)) > 5 for text in transcripts) >= len(transcripts) - 1, transcripts
 
 
 @pytest.mark.anyio
@@ -85,13 +71,13 @@ async def test_two_utterances_back_to_back_give_both_texts(whisper_base, utteran
     first, second = utterances[0][1], utterances[1][1]
     assert (len(first) + len(second)) / MODEL_RATE < 29  # one window
     joined = await whisper_base.transcribe(np.concatenate([first, second]), "en")
-    expected = words(transcripts[0]) + words(transcripts[1])
-    assert difflib.SequenceMatcher(None, expected, words(joined)).ratio() > 0.8, (expected, joined)
+    expected = normalise_words(transcripts[0]) + normalise_words(transcripts[1])
+    assert difflib.SequenceMatcher(None, expected, normalise_words(joined)).ratio() > 0.8, (expected, joined)
 
 
 @pytest.mark.anyio
 async def test_silence_and_tiny_input_give_next_to_nothing(whisper_base):
-    assert len(words(await whisper_base.transcribe(np.zeros(3 * MODEL_RATE, np.float32), "en"))) <= 2
+    assert len(normalise_words(await whisper_base.transcribe(np.zeros(3 * MODEL_RATE, np.float32), "en"))) <= 2
     assert await whisper_base.transcribe(np.zeros(MODEL_RATE // 20, np.float32), "en") == ""
     assert await whisper_base.transcribe(np.zeros(0, np.float32), "en") == ""
 

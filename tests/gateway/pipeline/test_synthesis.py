@@ -12,7 +12,7 @@ import pytest
 import soundfile
 import soxr
 
-from benchmarks.quality import word_error_rate
+from benchmarks.quality import normalise_words, word_error_rate
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets, nearest_preset, preset_embeddings, preset_scores
 from gateway.triton.client import TritonClient
@@ -116,6 +116,16 @@ def speakers_by_gender(data_dir: Path, per_gender: int) -> dict[str, list[Path]]
         if len(group) < per_gender:
             group.append(path)
     return chosen
+
+
+@pytest.mark.anyio
+async def test_the_last_word_of_a_clause_is_not_cut_off(triton, presets, phonemizer, whisper_base):
+    """A final plosive's release is quiet: trimming the clause's silence must leave it ("brook", not "bro")."""
+    clauses, _, _ = await speak(triton, phonemizer, "The ladies' eardrops grew by a brook.", "en",
+                                presets[DEFAULT_VOICE])
+    audio16k = soxr.resample(np.concatenate([clause.audio24k for clause in clauses]), 24_000, 16_000)
+    heard = await whisper_base.transcribe(audio16k.astype(np.float32), "en")
+    assert normalise_words(heard)[-1] == "brook", heard
 
 
 @pytest.mark.anyio

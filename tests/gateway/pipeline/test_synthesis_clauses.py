@@ -112,5 +112,5 @@ async def test_leading_and_trailing_silence_is_trimmed_to_30_ms(synthesizer, voi
 
 
 def test_audio_with_nothing_loud_is_kept_as_it_is():
-    quiet = np.full(1_000, 0.005, np.float32)
+    quiet = np.full(1_000, 0.002, np.float32)
     np.testing.assert_array_equal(trim_silence(quiet), quiet)
