@@ -11,19 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gateway.audio import float_to_pcm16, pcm16_to_float
-from gateway.pipeline.events import (
-    AudioEnded,
-    AudioStarted,
-    FinalTranscript,
-    PartialTranscript,
-    PipelineEvent,
-    SpeechEnded,
-    SpeechStarted,
-    TranslationDone,
-    UtteranceFailed,
-    UtteranceMetrics,
-    UtteranceWarning,
-)
+from gateway.pipeline import events
 from gateway.schemas import AudioFormat, LanguageCode
 from univoice_core.errors import BadRequest, UniVoiceError
 
@@ -95,36 +83,36 @@ def parse_client_message(text: str) -> ClientMessage:
 
 # --- server -> client ------------------------------------------------------------------------------
 
-def event_message(event: PipelineEvent) -> dict:
+def event_message(event: events.PipelineEvent) -> dict:
     """The JSON message for a pipeline event."""
     match event:
-        case SpeechStarted() | SpeechEnded():
-            state = "start" if isinstance(event, SpeechStarted) else "end"
+        case events.SpeechStarted() | events.SpeechEnded():
+            state = "start" if isinstance(event, events.SpeechStarted) else "end"
             return {"type": "vad", "state": state, "utterance_id": event.utterance_id,
                     "stream_seconds": event.stream_seconds}
-        case PartialTranscript():
+        case events.PartialTranscript():
             return {"type": "partial_transcript", "utterance_id": event.utterance_id, "text": event.text}
-        case FinalTranscript():
+        case events.FinalTranscript():
             return {"type": "transcript", "utterance_id": event.utterance_id, "text": event.text}
-        case TranslationDone():
+        case events.TranslationDone():
             message = {"type": "translation", "utterance_id": event.utterance_id, "text": event.text,
                        "engine": event.engine}
             if event.fallback_reason:
                 message |= {"translation_fallback": event.engine, "fallback_reason": event.fallback_reason}
             return message
-        case AudioStarted():
+        case events.AudioStarted():
             return {"type": "audio_start", "utterance_id": event.utterance_id, "sample_rate": event.sample_rate,
                     "encoding": "pcm16", "channels": 1}
-        case AudioEnded():
+        case events.AudioEnded():
             return {"type": "audio_end", "utterance_id": event.utterance_id, "chunks": event.chunks,
                     "seconds": event.seconds}
-        case UtteranceMetrics():
+        case events.UtteranceMetrics():
             return {"type": "metrics", "utterance_id": event.utterance_id, "timings_ms": event.timings_ms}
-        case UtteranceWarning():
+        case events.UtteranceWarning():
             chunks = {} if event.chunks is None else {"chunks": event.chunks}
             return {"type": "warning", "code": event.code, "utterance_id": event.utterance_id, **chunks,
                     "message": event.message}
-        case UtteranceFailed():
+        case events.UtteranceFailed():
             return {"type": "error", "code": event.code, "utterance_id": event.utterance_id, "message": event.message}
     raise TypeError(f"not a pipeline event: {event!r}")
 
@@ -140,7 +128,8 @@ def ready_message(*, session_id: str, source_language: str, target_language: str
         "type": "ready", "protocol": PROTOCOL_VERSION, "session_id": session_id,
         "source_language": source_language, "target_language": target_language, "voice": voice,
         "input": {"encoding": "pcm16", "sample_rate": input_rate, "channels": 1},
-        "output": {"encoding": "pcm16", "sample_rate": output_rate, "channels": 1, "header": "uint32 sequence, big-endian"},
+        "output": {"encoding": "pcm16", "sample_rate": output_rate, "channels": 1,
+                   "header": "uint32 sequence, big-endian"},
         "limits": {"max_frame_bytes": max_frame_bytes, "max_session_seconds": max_session_seconds},
     }
 

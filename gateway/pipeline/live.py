@@ -28,19 +28,7 @@ import soxr
 
 from gateway.cpu import run_cpu
 from gateway.observability import log_event
-from gateway.pipeline.events import (
-    AudioEnded,
-    AudioStarted,
-    FinalTranscript,
-    PartialTranscript,
-    PipelineEvent,
-    SpeechEnded,
-    SpeechStarted,
-    TranslationDone,
-    UtteranceFailed,
-    UtteranceMetrics,
-    UtteranceWarning,
-)
+from gateway.pipeline import events
 from gateway.pipeline.interfaces import SpeechSynthesizer, Transcriber, Translator, Voice
 from gateway.pipeline.translate import ConversationContext
 from gateway.pipeline.vad import StreamingVad
@@ -53,7 +41,7 @@ log = logging.getLogger("univoice.pipeline")
 CHUNK_SAMPLES = OUTPUT_RATE // 5  # 200 ms of audio per binary message
 
 
-EmitEvent = Callable[[PipelineEvent], Awaitable[None]]
+EmitEvent = Callable[[events.PipelineEvent], Awaitable[None]]
 EmitAudio = Callable[[np.ndarray], Awaitable[bool]]  # float32 24 kHz chunk -> False when it was dropped
 OnUtterance = Callable[[str, str, dict], Awaitable[None]]  # transcript, translation, timings -> persist
 
@@ -147,13 +135,13 @@ class LiveTranslation:
         if event.kind == "start":
             self._current_id = f"ut_{uuid.uuid4().hex[:12]}"
             self._last_partial_samples = 0
-            await self.emit(SpeechStarted(self._current_id, seconds))
+            await self.emit(events.SpeechStarted(self._current_id, seconds))
             return
         utterance = Utterance(self._current_id, event.audio, self.clock(), event.sample, self._speculation)
         self._speculation = None
-        await self.emit(SpeechEnded(utterance.id, seconds))
+        await self.emit(events.SpeechEnded(utterance.id, seconds))
         if self.queue.full():
-            await self.emit(UtteranceFailed(utterance.id, "overloaded",
+            await self.emit(events.UtteranceFailed(utterance.id, "overloaded",
                                             "too many utterances are waiting to be translated; this one was skipped"))
             return
         self.queue.put_nowait(utterance)
@@ -176,7 +164,7 @@ class LiveTranslation:
             log_event(log, "partial transcript failed", level=logging.WARNING, error=repr(error))
             return
         if text and utterance_id == self._current_id and self.vad.speaking:
-            await self.emit(PartialTranscript(utterance_id, text))
+            await self.emit(events.PartialTranscript(utterance_id, text))
 
     # --- the worker ------------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -187,10 +175,10 @@ class LiveTranslation:
                     self._partial.cancel()
                 await self._answer(utterance)
             except UniVoiceError as error:
-                await self.emit(UtteranceFailed(utterance.id, error.code, error.message))
+                await self.emit(events.UtteranceFailed(utterance.id, error.code, error.message))
             except Exception:
                 log.exception("utterance %s failed", utterance.id)
-                await self.emit(UtteranceFailed(utterance.id, "internal_error",
+                await self.emit(events.UtteranceFailed(utterance.id, "internal_error",
                                                 "translating this utterance failed; the session goes on"))
             finally:
                 self._busy = False
@@ -202,9 +190,9 @@ class LiveTranslation:
         pending = utterance.transcript or self.transcriber.transcribe(utterance.audio, s.source_language)
         transcript = (await pending).strip()
         marks["transcript"] = self.clock()
-        await self.emit(FinalTranscript(utterance.id, transcript))
+        await self.emit(events.FinalTranscript(utterance.id, transcript))
         if not transcript:
-            await self.emit(UtteranceMetrics(utterance.id, self._timings(marks)))
+            await self.emit(events.UtteranceMetrics(utterance.id, self._timings(marks)))
             return
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         audio = {"sent": 0, "dropped": 0, "samples": 0}
@@ -212,7 +200,7 @@ class LiveTranslation:
         try:
             translation, fallback = await self._stream_translation(transcript, clauses, marks, speaker)
             await clauses.put(None)
-            await self.emit(TranslationDone(utterance.id, translation,
+            await self.emit(events.TranslationDone(utterance.id, translation,
                                             engine=fallback.engine if fallback else self.translator.engine,
                                             fallback_reason=fallback.fallback_reason if fallback else None))
             await speaker  # raises what failed synthesis
@@ -226,22 +214,22 @@ class LiveTranslation:
         if "first_audio" in marks:
             await self._audio_end(utterance.id, audio)
         if audio["dropped"]:
-            await self.emit(UtteranceWarning(
+            await self.emit(events.UtteranceWarning(
                 utterance.id, "audio_dropped", chunks=audio["dropped"],
                 message=f"{audio['dropped']} audio chunk(s) were dropped because the client reads too slowly"))
         timings = self._timings(marks)
-        await self.emit(UtteranceMetrics(utterance.id, timings))
+        await self.emit(events.UtteranceMetrics(utterance.id, timings))
         self._context.add(transcript, translation)
         try:
             await self.on_utterance(transcript, translation, timings)
         except Exception as error:  # the listener has heard it: not an error of the utterance, a gap in its history
             log_event(log, "utterance not saved", level=logging.ERROR, utterance_id=utterance.id, error=repr(error))
-            await self.emit(UtteranceWarning(
+            await self.emit(events.UtteranceWarning(
                 utterance.id, "history_not_saved",
                 "this utterance was translated but could not be saved to the session's history"))
 
     async def _audio_end(self, utterance_id: str, audio: dict) -> None:
-        await self.emit(AudioEnded(utterance_id, audio["sent"], round(audio["samples"] / OUTPUT_RATE, 3)))
+        await self.emit(events.AudioEnded(utterance_id, audio["sent"], round(audio["samples"] / OUTPUT_RATE, 3)))
 
     async def _stream_translation(self, transcript: str, clauses: asyncio.Queue, marks: dict, speaker: asyncio.Task):
         """Feed the translation's pieces to the clause splitter; returns the whole text and the fallback piece.
@@ -276,7 +264,7 @@ class LiveTranslation:
                 async for clause in spoken:
                     if "first_audio" not in marks:
                         marks["first_audio"] = self.clock()
-                        await self.emit(AudioStarted(utterance_id, OUTPUT_RATE))
+                        await self.emit(events.AudioStarted(utterance_id, OUTPUT_RATE))
                     for start in range(0, len(clause.audio24k), CHUNK_SAMPLES):
                         chunk = clause.audio24k[start : start + CHUNK_SAMPLES]
                         if await self.emit_audio(chunk):

@@ -5,42 +5,32 @@ from __future__ import annotations
 import pytest
 
 from gateway.api.stream_protocol import error_message, event_message, ready_message
-from gateway.pipeline.events import (
-    AudioEnded,
-    AudioStarted,
-    FinalTranscript,
-    PartialTranscript,
-    SpeechEnded,
-    SpeechStarted,
-    TranslationDone,
-    UtteranceFailed,
-    UtteranceMetrics,
-    UtteranceWarning,
-)
+from gateway.pipeline import events
 from univoice_core.errors import BadRequest
 
 UT = "ut_1"
 
 
 @pytest.mark.parametrize(("event", "message"), [
-    (SpeechStarted(UT, 1.5), {"type": "vad", "state": "start", "utterance_id": UT, "stream_seconds": 1.5}),
-    (SpeechEnded(UT, 3.0), {"type": "vad", "state": "end", "utterance_id": UT, "stream_seconds": 3.0}),
-    (PartialTranscript(UT, "hola"), {"type": "partial_transcript", "utterance_id": UT, "text": "hola"}),
-    (FinalTranscript(UT, "Hola."), {"type": "transcript", "utterance_id": UT, "text": "Hola."}),
-    (TranslationDone(UT, "Hello.", engine="llm"),
+    (events.SpeechStarted(UT, 1.5), {"type": "vad", "state": "start", "utterance_id": UT, "stream_seconds": 1.5}),
+    (events.SpeechEnded(UT, 3.0), {"type": "vad", "state": "end", "utterance_id": UT, "stream_seconds": 3.0}),
+    (events.PartialTranscript(UT, "hola"), {"type": "partial_transcript", "utterance_id": UT, "text": "hola"}),
+    (events.FinalTranscript(UT, "Hola."), {"type": "transcript", "utterance_id": UT, "text": "Hola."}),
+    (events.TranslationDone(UT, "Hello.", engine="llm"),
      {"type": "translation", "utterance_id": UT, "text": "Hello.", "engine": "llm"}),
-    (TranslationDone(UT, "Hello.", engine="apertium", fallback_reason="reply_presentation"),
+    (events.TranslationDone(UT, "Hello.", engine="apertium", fallback_reason="reply_presentation"),
      {"type": "translation", "utterance_id": UT, "text": "Hello.", "engine": "apertium",
       "translation_fallback": "apertium", "fallback_reason": "reply_presentation"}),
-    (AudioStarted(UT, 24_000),
+    (events.AudioStarted(UT, 24_000),
      {"type": "audio_start", "utterance_id": UT, "sample_rate": 24_000, "encoding": "pcm16", "channels": 1}),
-    (AudioEnded(UT, 9, 1.8), {"type": "audio_end", "utterance_id": UT, "chunks": 9, "seconds": 1.8}),
-    (UtteranceMetrics(UT, {"stt_ms": 900.0}), {"type": "metrics", "utterance_id": UT, "timings_ms": {"stt_ms": 900.0}}),
-    (UtteranceWarning(UT, "audio_dropped", "2 dropped", chunks=2),
+    (events.AudioEnded(UT, 9, 1.8), {"type": "audio_end", "utterance_id": UT, "chunks": 9, "seconds": 1.8}),
+    (events.UtteranceMetrics(UT, {"stt_ms": 900.0}),
+     {"type": "metrics", "utterance_id": UT, "timings_ms": {"stt_ms": 900.0}}),
+    (events.UtteranceWarning(UT, "audio_dropped", "2 dropped", chunks=2),
      {"type": "warning", "code": "audio_dropped", "utterance_id": UT, "chunks": 2, "message": "2 dropped"}),
-    (UtteranceWarning(UT, "history_not_saved", "not saved"),
+    (events.UtteranceWarning(UT, "history_not_saved", "not saved"),
      {"type": "warning", "code": "history_not_saved", "utterance_id": UT, "message": "not saved"}),
-    (UtteranceFailed(UT, "overloaded", "skipped"),
+    (events.UtteranceFailed(UT, "overloaded", "skipped"),
      {"type": "error", "code": "overloaded", "utterance_id": UT, "message": "skipped"}),
 ])
 def test_each_pipeline_event_becomes_its_documented_message(event, message):

@@ -12,16 +12,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from gateway.pipeline.events import (
-    AudioEnded,
-    FinalTranscript,
-    PartialTranscript,
-    SpeechStarted,
-    TranslationDone,
-    UtteranceFailed,
-    UtteranceMetrics,
-    UtteranceWarning,
-)
+from gateway.pipeline import events
 from gateway.pipeline.interfaces import SpokenClause, TranslationPiece, Voice
 from gateway.pipeline.live import CHUNK_SAMPLES, LiveSettings, LiveTranslation
 from gateway.pipeline.vad import VadEvent
@@ -133,7 +124,7 @@ class Session:
 
     async def _emit(self, event):
         self.events.append(event)
-        if isinstance(event, SpeechStarted):
+        if isinstance(event, events.SpeechStarted):
             self.utterance_ids.append(event.utterance_id)
 
     async def _emit_audio(self, chunk):
@@ -206,7 +197,7 @@ async def test_the_transcript_started_in_the_closing_pause_is_the_final_one():
     await session.end(2.0)  # the VAD's utterance, with its pads, is longer than the speculative one
     await session.finish()
     assert session.transcriber.heard == [int(1.7 * MODEL_RATE)]  # no second transcription
-    assert [t.text for t in session.of_type(FinalTranscript)] == [heard(int(1.7 * MODEL_RATE))]
+    assert [t.text for t in session.of_type(events.FinalTranscript)] == [heard(int(1.7 * MODEL_RATE))]
     assert session.persisted == [(heard(int(1.7 * MODEL_RATE)), translated(heard(int(1.7 * MODEL_RATE))))]
 
 
@@ -222,7 +213,7 @@ async def test_a_guess_is_dropped_when_speech_resumes_and_the_whole_utterance_is
     await session.end(2.5)
     await session.finish()
     assert session.transcriber.heard == [MODEL_RATE, int(2.5 * MODEL_RATE)]
-    assert [t.text for t in session.of_type(FinalTranscript)] == [heard(int(2.5 * MODEL_RATE))]
+    assert [t.text for t in session.of_type(events.FinalTranscript)] == [heard(int(2.5 * MODEL_RATE))]
 
 
 async def test_a_new_pause_after_a_dropped_guess_makes_a_new_guess():
@@ -234,7 +225,7 @@ async def test_a_new_pause_after_a_dropped_guess_makes_a_new_guess():
     await session.end(2.3)
     await session.finish()
     assert session.transcriber.heard == [MODEL_RATE, 2 * MODEL_RATE]
-    assert [t.text for t in session.of_type(FinalTranscript)] == [heard(2 * MODEL_RATE)]
+    assert [t.text for t in session.of_type(events.FinalTranscript)] == [heard(2 * MODEL_RATE)]
 
 
 # --- partial transcripts --------------------------------------------------------------------------------
@@ -249,7 +240,7 @@ async def test_partials_come_every_interval_while_someone_speaks():
     await session.talk(2.4)
     await session.talk(2.6, pause_ms=100)  # paused: no partial
     assert session.transcriber.heard == [int(1.2 * MODEL_RATE), int(2.4 * MODEL_RATE)]
-    partials = session.of_type(PartialTranscript)
+    partials = session.of_type(events.PartialTranscript)
     assert [p.text for p in partials] == [heard(int(1.2 * MODEL_RATE)), heard(int(2.4 * MODEL_RATE))]
     assert {p.utterance_id for p in partials} == {session.utterance_ids[0]}
     await session.finish()
@@ -269,7 +260,7 @@ async def test_no_partial_is_asked_for_while_a_final_transcript_is_being_transla
     await until(lambda: session.persisted)  # utterance 1 is answered: the worker is idle again
     await session.talk(4.5)
     assert session.transcriber.heard[final_transcripts:] == [int(4.5 * MODEL_RATE)]
-    assert [p.text for p in session.of_type(PartialTranscript)] == [heard(int(4.5 * MODEL_RATE))]
+    assert [p.text for p in session.of_type(events.PartialTranscript)] == [heard(int(4.5 * MODEL_RATE))]
     await session.finish()
 
 
@@ -295,8 +286,8 @@ async def test_a_partial_still_running_when_the_utterance_ends_is_never_sent():
     await session.end(1.5)  # the worker cancels the partial before it transcribes the whole utterance
     session.transcriber.gate.opened.set()
     await session.finish()
-    assert session.of_type(PartialTranscript) == []
-    assert [t.text for t in session.of_type(FinalTranscript)] == [heard(int(1.5 * MODEL_RATE))]
+    assert session.of_type(events.PartialTranscript) == []
+    assert [t.text for t in session.of_type(events.FinalTranscript)] == [heard(int(1.5 * MODEL_RATE))]
 
 
 # --- overload and slow readers --------------------------------------------------------------------------
@@ -308,14 +299,15 @@ async def test_an_utterance_beyond_the_queue_is_skipped_with_overloaded_and_the_
     await session.utterance(1.0)
     await asyncio.wait_for(session.translator.gate.reached.wait(), 5)  # the worker holds utterance 1
     await session.utterance(1.1)  # waits in the queue (its one place)
-    assert session.of_type(UtteranceFailed) == []
+    assert session.of_type(events.UtteranceFailed) == []
     await session.utterance(1.2)  # no room: skipped
     first, second, third = session.utterance_ids
-    errors = session.of_type(UtteranceFailed)
+    errors = session.of_type(events.UtteranceFailed)
     assert [(e.code, e.utterance_id) for e in errors] == [("overloaded", third)]
     await session.finish()
-    assert [t.utterance_id for t in session.of_type(TranslationDone)] == [first, second]
-    assert [t.text for t in session.of_type(FinalTranscript)] == [heard(MODEL_RATE), heard(int(1.1 * MODEL_RATE))]
+    assert [t.utterance_id for t in session.of_type(events.TranslationDone)] == [first, second]
+    heard_texts = [t.text for t in session.of_type(events.FinalTranscript)]
+    assert heard_texts == [heard(MODEL_RATE), heard(int(1.1 * MODEL_RATE))]
 
 
 async def test_chunks_the_client_could_not_take_are_counted_in_an_audio_dropped_warning():
@@ -323,21 +315,21 @@ async def test_chunks_the_client_could_not_take_are_counted_in_an_audio_dropped_
     session = Session(audio_accepted=[True, False, False], reply=lambda text: "Vale.")
     await session.utterance(1.0)
     await session.finish()
-    (warning,) = session.of_type(UtteranceWarning)
+    (warning,) = session.of_type(events.UtteranceWarning)
     assert warning.code == "audio_dropped" and warning.chunks == 2
     assert warning.utterance_id == session.utterance_ids[0]
-    (end,) = session.of_type(AudioEnded)
+    (end,) = session.of_type(events.AudioEnded)
     assert end.chunks == 1 and end.seconds == CHUNK_SAMPLES / 24_000 and session.synthesizer.said == ["Vale."]
     types = [type(e) for e in session.events]
-    assert types.index(AudioEnded) < types.index(UtteranceWarning) < types.index(UtteranceMetrics)
+    assert types.index(events.AudioEnded) < types.index(events.UtteranceWarning) < types.index(events.UtteranceMetrics)
 
 
 async def test_no_warning_when_the_client_takes_every_chunk():
     session = Session(reply=lambda text: "Vale.")
     await session.utterance(1.0)
     await session.finish()
-    assert session.of_type(UtteranceWarning) == [] and session.of_type(UtteranceFailed) == []
-    (end,) = session.of_type(AudioEnded)
+    assert session.of_type(events.UtteranceWarning) == [] and session.of_type(events.UtteranceFailed) == []
+    (end,) = session.of_type(events.AudioEnded)
     assert end.chunks == 3 and end.seconds == 0.5 and session.synthesizer.said == ["Vale."]
 
 
@@ -354,6 +346,7 @@ async def test_an_answered_utterance_the_store_could_not_save_is_a_warning_and_t
     await session.utterance(1.0)
     await session.utterance(1.0)
     await session.finish()
-    assert [w.code for w in session.of_type(UtteranceWarning)] == ["history_not_saved"]
-    assert session.of_type(UtteranceWarning)[0].utterance_id == session.utterance_ids[0]
-    assert not session.of_type(UtteranceFailed) and len(session.of_type(AudioEnded)) == 2 and len(session.persisted) == 1
+    assert [w.code for w in session.of_type(events.UtteranceWarning)] == ["history_not_saved"]
+    assert session.of_type(events.UtteranceWarning)[0].utterance_id == session.utterance_ids[0]
+    assert not session.of_type(events.UtteranceFailed) and len(session.of_type(events.AudioEnded)) == 2
+    assert len(session.persisted) == 1
