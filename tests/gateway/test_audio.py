@@ -23,6 +23,7 @@ from gateway.audio import (
     resample,
     rms_dbfs,
 )
+from tests.gateway.api_support import flac
 from univoice_core.errors import InvalidAudio, PayloadTooLarge
 
 RATES = [8000, 16000, 22050, 24000, 32000, 44100, 48000]
@@ -99,12 +100,6 @@ def test_decode_limits(speech):
     assert len(decode(data, max_bytes=len(data), max_seconds=30).samples) == len(speech)
 
 
-def _silence_flac(rate: int, channels: int, seconds: float) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, np.zeros((int(rate * seconds), channels), np.int16), rate, format="FLAC", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(("rate", "channels", "seconds", "code"), [
     (192_000, 8, 10.0, "unsupported_sample_rate"),  # the issue's bomb, shortened: refused by its header
     (96_000, 1, 1.0, "unsupported_sample_rate"),
@@ -112,7 +107,7 @@ def _silence_flac(rate: int, channels: int, seconds: float) -> bytes:
     (16_000, 1, 121.0, "audio_too_long"),
 ])
 def test_a_header_that_asks_too_much_is_refused_before_decoding(rate, channels, seconds, code):
-    data = _silence_flac(rate, channels, seconds)
+    data = flac(np.zeros((int(rate * seconds), channels), np.int16), rate)
     with pytest.raises((InvalidAudio, PayloadTooLarge)) as exc_info:
         decode(data, **LIMITS)
     assert _code(exc_info) == code
@@ -120,7 +115,7 @@ def test_a_header_that_asks_too_much_is_refused_before_decoding(rate, channels, 
 
 def test_audio_running_past_what_its_header_declared_stops_at_the_limit(monkeypatch):
     """A header may leave the length out (or lie): decoding stops once the audio passes the limit."""
-    data = _silence_flac(16_000, 1, 3.0)
+    data = flac(np.zeros((48_000, 1), np.int16), 16_000)
     monkeypatch.setattr(audio_module, "_check_header", lambda f, max_seconds: None)  # as if no length were declared
     with pytest.raises(PayloadTooLarge) as exc_info:
         decode(data, max_bytes=len(data), max_seconds=2.0)
