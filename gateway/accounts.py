@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from gateway import security
+from gateway.audit import AuditLog
 from gateway.cpu import PASSWORDS, run_cpu
+from gateway.observability import log_event
 from gateway.records import ApiKey, RefreshToken, User, from_document, to_document
 from gateway.security import Principal, TokenIssuer
 from gateway.stores.base import RecordStore
@@ -19,6 +22,7 @@ REVOKED_BEFORE = "revoked_access_before"
 # A refresh token's record outlives its use (so a replay is recognised); a separate "live" marker is
 # what rotation consumes, atomically, exactly once.
 REFRESH, REFRESH_LIVE = "refresh_tokens", "refresh_live"
+log = logging.getLogger("univoice.accounts")
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,18 @@ class IssuedTokens:
 
 
 class AccountService:
-    def __init__(self, store: RecordStore, issuer: TokenIssuer, refresh_ttl_s: int, *, max_api_keys: int = 10):
+    def __init__(self, store: RecordStore, issuer: TokenIssuer, refresh_ttl_s: int, audit: AuditLog, *,
+                 max_api_keys: int = 10):
         self.store = store
         self.issuer = issuer
+        self.audit = audit
         self.refresh_ttl_s = refresh_ttl_s
         self.max_api_keys = max_api_keys
 
     # --- users ---------------------------------------------------------------------------------
-    async def create_user(self, username: str, password: str, scopes=security.DEFAULT_USER_SCOPES) -> User:
+    async def create_user(self, username: str, password: str, scopes=security.DEFAULT_USER_SCOPES, *,
+                          actor: str | None = None) -> User:
+        """`actor`: who creates it, when not the new user itself (signing up): "cli" for an administrator."""
         key = username.lower()
         if problem := security.password_problem(username, password):
             raise BadRequest(problem, code="weak_password")
@@ -48,6 +56,8 @@ class AccountService:
                     scopes=tuple(sorted(set(scopes))), created_at=time.time())
         await self.store.put(USERS, user.id, to_document(user))
         await self.store.put(USERNAMES, key, {"user_id": user.id})
+        await self.audit.record(user.id, "account.created", user.id, actor=actor, username=username,
+                                scopes=list(user.scopes))
         return user
 
     async def user(self, user_id: str) -> User:
@@ -56,17 +66,25 @@ class AccountService:
             raise NotFound("user not found", code="user_not_found")
         return from_document(User, document)
 
-    async def authenticate(self, username: str, password: str) -> User:
-        """The account, or `invalid_credentials`; an unknown username costs the same argon2 check as a known one,
-        so the answer's timing does not tell which usernames exist."""
+    async def sign_in(self, username: str, password: str, scopes: list[str] | None = None) -> IssuedTokens:
+        """Tokens for the account, or `invalid_credentials`; an unknown username costs the same argon2 check as a
+        known one, so the answer's timing does not tell which usernames exist. Audited either way (a refused
+        attempt on an unknown username only in the log: it has no trail to go to)."""
         entry = await self.store.get(USERNAMES, username.lower())
         document = await self.store.get(USERS, entry["user_id"]) if entry else None
         user = from_document(User, document) if document else None
         stored_hash = user.password_hash if user else security.dummy_password_hash()
         matches = await run_cpu(security.verify_password, password, stored_hash, pool=PASSWORDS)
+        if user is None:
+            log_event(log, "sign-in refused: unknown username", level=logging.WARNING, username=username[:64])
+        elif not matches:
+            await self.audit.record(user.id, "auth.sign_in_refused", user.id, result="denied",
+                                    reason="wrong password")
         if user is None or not matches:
             raise Unauthorized("wrong username or password", code="invalid_credentials")
-        return user
+        tokens = await self.issue(user, scopes)
+        await self.audit.record(user.id, "auth.signed_in", user.id, scopes=list(tokens.scopes))
+        return tokens
 
     # --- tokens --------------------------------------------------------------------------------
     async def issue(self, user: User, scopes: list[str] | None = None) -> IssuedTokens:
@@ -92,6 +110,8 @@ class AccountService:
             await self.revoke_all(record.user_id)
             await self.store.put(REVOKED_BEFORE, record.user_id, {"before": time.time()},
                                  ttl_s=self.issuer.access_ttl_s)
+            await self.audit.record(record.user_id, "auth.refresh_token_reused", token_id, result="denied",
+                                    consequence="every session of the account signed out")
             raise Unauthorized("the refresh token was already used; every session was signed out",
                                code="refresh_token_reused")
         user = await self.user(record.user_id)  # scopes removed since the login are not handed out again
@@ -111,6 +131,8 @@ class AccountService:
         if record and record.user_id == principal.subject:  # revoked, not "used": forget it entirely
             await self.store.delete(REFRESH_LIVE, record.id)
             await self.store.delete(REFRESH, record.id)
+        await self.audit.record(principal.subject, "auth.signed_out", principal.token_id or "-",
+                                refresh_token_revoked=bool(record and record.user_id == principal.subject))
 
     async def revoke_all(self, user_id: str) -> None:
         for document in await self.store.list(REFRESH, owner=user_id):
@@ -154,6 +176,7 @@ class AccountService:
         record = ApiKey(id=key_id, user_id=user.id, name=name, scopes=granted,
                         secret_hash=security.hash_secret(secret), created_at=time.time())
         await self.store.put(API_KEYS, key_id, to_document(record), owner=user.id)
+        await self.audit.record(user.id, "api_key.created", key_id, name=name, scopes=list(granted))
         return key, record
 
     async def api_keys(self, user_id: str) -> list[ApiKey]:
@@ -164,6 +187,7 @@ class AccountService:
         if record is None or record.user_id != user_id:
             raise NotFound("no such API key", code="api_key_not_found")
         await self.store.delete(API_KEYS, key_id)
+        await self.audit.record(user_id, "api_key.deleted", key_id, name=record.name)
 
     async def verify_api_key(self, key: str) -> Principal:
         key_id, secret = security.parse_api_key(key)

@@ -26,10 +26,12 @@ from gateway.api.routes import auth, demo, health, profiles, sessions, stream
 from gateway.audit import AuditLog
 from gateway.blobs.factory import make_blob_store
 from gateway.cpu import PASSWORDS, run_cpu
+from gateway.maintenance import apply_retention
 from gateway.observability import (
     CORRELATION_HEADER,
     HTTP_LATENCY,
     HTTP_REQUESTS,
+    client_address,
     configure_logging,
     configure_tracing,
     correlation_id,
@@ -88,10 +90,11 @@ def _serve_docs_locally(app: FastAPI) -> None:
                                    swagger_favicon_url="/docs/static/favicon.png")
 
 
-def account_service(settings: Settings, store) -> AccountService:
+def account_service(settings: Settings, store, audit: AuditLog) -> AccountService:
     issuer = TokenIssuer(settings.signing_key(), settings.jwt_issuer, settings.jwt_audience,
                          settings.access_token_ttl_s)
-    return AccountService(store, issuer, settings.refresh_token_ttl_s, max_api_keys=settings.max_api_keys_per_user)
+    return AccountService(store, issuer, settings.refresh_token_ttl_s, audit,
+                          max_api_keys=settings.max_api_keys_per_user)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -114,7 +117,7 @@ async def build_services(settings: Settings) -> Services:
         auth_limiter=make_rate_limiter(settings, redis_client, per_minute=settings.auth_attempts_per_minute,
                                        burst=settings.auth_attempts_burst),
         triton=triton,
-        accounts=account_service(settings, store),
+        accounts=account_service(settings, store, audit),
         sessions=SessionService(store, settings.session_ttl_s),
         audit=audit,
         profiles=ProfileService(
@@ -137,7 +140,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.services = await build_services(settings)
+        app.state.services = services = await build_services(settings)
+        try:  # before the first request: no recording outlives its retention because the gateway was down
+            await apply_retention(settings, services.profiles, services.audit, actor="gateway")
+        except Exception:  # a store hiccup must not keep the gateway down; the next start or the command retries
+            log.exception("applying the enrolment-audio retention failed; run `univoice admin apply-retention`")
         if settings.preload_voices:
             app.state.services.speech.warm_up()
         try:
@@ -167,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client_id = request.headers.get(CORRELATION_HEADER, "")
         client_id = client_id if CLIENT_CORRELATION_ID.fullmatch(client_id) else None
         token = correlation_id.set(new_correlation_id())
+        address = client_address.set(request.client.host if request.client else "-")
         started = time.perf_counter()
         status = 500
         try:
@@ -186,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log_event(log, "request", method=request.method, route=path, status=status,
                       ms=round(1000 * elapsed, 1), subject=getattr(request.state, "subject", None),
                       client_correlation_id=client_id)
+            client_address.reset(address)
             correlation_id.reset(token)
 
     @app.exception_handler(UniVoiceError)

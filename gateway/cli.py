@@ -136,6 +136,7 @@ def speak(
 
 admin = typer.Typer(help="Administration.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
+CLI_ACTOR = "cli"  # the audit trail's actor for what an administrator does here
 
 
 @admin.command("create-user")
@@ -151,6 +152,7 @@ def create_user(
     import sys
 
     from gateway.app import account_service
+    from gateway.audit import AuditLog
     from gateway.security import ALL_SCOPES, password_problem
     from gateway.stores.factory import make_record_store
     from univoice_core.errors import UniVoiceError
@@ -169,7 +171,8 @@ def create_user(
         settings = get_settings()
         store = await make_record_store(settings)
         try:
-            return await account_service(settings, store).create_user(username, password, scopes)
+            return await account_service(settings, store, AuditLog(store)).create_user(username, password, scopes,
+                                                                                      actor=CLI_ACTOR)
         finally:
             await store.close()
 
@@ -179,6 +182,78 @@ def create_user(
         console.print(f"[red]{error.message}[/]")
         raise typer.Exit(1) from None
     console.print(f"created user {user.username} ({user.id}) with scopes: {' '.join(user.scopes)}")
+
+
+def _with_services(work):
+    """Run `work(services)` against the configured stores, then close them; a stored-data error is a clean exit."""
+    import asyncio
+
+    from gateway.app import build_services
+    from gateway.blobs.master_keys import MasterKeyError
+    from univoice_core.errors import UniVoiceError
+
+    async def run():
+        services = await build_services(get_settings())
+        try:
+            return await work(services)
+        finally:
+            await services.triton.close()
+            await services.store.close()
+
+    try:
+        return asyncio.run(run())
+    except (MasterKeyError, UniVoiceError) as error:
+        console.print(f"[red]{getattr(error, 'message', error)}[/]")
+        raise typer.Exit(1) from None
+
+
+@admin.command("rotate-keys")
+def rotate_keys(
+    new_key: bool = typer.Option(False, "--new-key", help="First make a new master key in <state_dir>/blob_key "
+                                 "(the old one stays, retired, still unwrapping what it wrapped)."),
+) -> None:
+    """Re-wrap every blob's data key under the current master key: the first key of UNIVOICE_BLOB_KEY (or of
+    <state_dir>/blob_key), or the KMS key UNIVOICE_BLOB_KMS_KEY_ID names. The data itself is not re-encrypted.
+    Blobs written before encryption are encrypted (with UNIVOICE_ALLOW_PLAINTEXT_BLOBS=true). Restart running
+    gateways after a new key so that they wrap with it too."""
+    from rich.progress import Progress
+
+    from gateway.blobs.master_keys import MasterKeyError
+    from gateway.maintenance import add_local_master_key, rotate_blob_keys
+
+    if new_key:
+        try:
+            console.print(f"new master key {add_local_master_key(get_settings())}")
+        except MasterKeyError as error:
+            console.print(f"[red]{error}[/]")
+            raise typer.Exit(2) from None
+
+    async def work(services):
+        with Progress(console=console) as progress:
+            task = progress.add_task("re-wrapping data keys", total=None)
+            counts = await rotate_blob_keys(services.blobs, services.audit, actor=CLI_ACTOR,
+                                            on_blob=lambda done, total: progress.update(task, completed=done,
+                                                                                        total=total))
+        return services.blobs.master_key.key_id, counts
+
+    key_id, counts = _with_services(work)
+    console.print(f"every blob is under master key {key_id}: {counts['rewrapped']} re-wrapped, "
+                  f"{counts['current']} already current, {counts['encrypted']} encrypted for the first time")
+
+
+@admin.command("apply-retention")
+def apply_retention() -> None:
+    """Delete enrolment recordings older than UNIVOICE_ENROLMENT_AUDIO_RETENTION_DAYS (the gateway also does this
+    when it starts). Profiles keep working: their embedding and voice statistics stay."""
+    from gateway.maintenance import apply_retention as expire
+
+    settings = get_settings()
+    if settings.enrolment_audio_retention_days is None:
+        console.print("no retention is set (UNIVOICE_ENROLMENT_AUDIO_RETENTION_DAYS): every recording is kept")
+        return
+    expired = _with_services(lambda services: expire(settings, services.profiles, services.audit, actor=CLI_ACTOR))
+    console.print(f"deleted {expired} enrolment recording(s) older than {settings.enrolment_audio_retention_days:g} "
+                  "days")
 
 
 if __name__ == "__main__":  # pragma: no cover

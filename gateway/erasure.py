@@ -21,5 +21,5 @@ async def erase_account(user_id: str, *, accounts: AccountService, sessions: Ses
         await sessions.delete(user_id, session.id)
         erased["sessions"] += 1
     await accounts.delete_user(user_id)
-    await audit.record(user_id, "account.deleted", "-", **erased)
+    await audit.record(user_id, "account.deleted", user_id, **erased)
     return erased

@@ -12,6 +12,8 @@ import uuid
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
+# The address of the client a request or stream serves (for the audit trail).
+client_address: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="-")
 CORRELATION_HEADER = "X-Correlation-ID"
 
 REGISTRY = CollectorRegistry(auto_describe=True)

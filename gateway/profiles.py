@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import math
@@ -12,7 +13,7 @@ import numpy as np
 import soundfile
 
 from gateway import audio
-from gateway.audit import AuditLog
+from gateway.audit import SYSTEM, AuditLog
 from gateway.blobs.base import BlobStore
 from gateway.cpu import UPLOADS, run_cpu
 from gateway.ratelimit import ConcurrencyLimit
@@ -27,6 +28,7 @@ PROFILES = "profiles"
 COMPARE_MIN_SPEECH_S = 1.0
 MAX_UPLOAD_SECONDS = 120.0  # twice the most speech an enrolment keeps; bounds decoding (48 kHz mono: 23 MB)
 STATISTICS_BLOB = "voice_statistics.npy"
+SOURCE_BLOB = "source.flac"  # the enrolment recording: with keep_enrolment_audio, until its retention ends
 
 
 class ProfileService:
@@ -62,7 +64,7 @@ class ProfileService:
         await self.blobs.put(f"profiles/{profile_id}/embedding.npy", _npy(embedding))
         await self.blobs.put(f"profiles/{profile_id}/{STATISTICS_BLOB}", _npy(statistics))
         if self.keep_audio:
-            await self.blobs.put(f"profiles/{profile_id}/source.flac", _flac(clip), "audio/flac")
+            await self.blobs.put(f"profiles/{profile_id}/{SOURCE_BLOB}", _flac(clip), "audio/flac")
         profile = VoiceProfile(
             id=profile_id, owner=owner, name=name, created_at=time.time(), speech_seconds=report.speech_seconds,
             total_seconds=report.total_seconds,
@@ -89,6 +91,27 @@ class ProfileService:
         await self.blobs.delete_prefix(f"profiles/{profile_id}/")
         await self.store.delete(PROFILES, profile_id)
         await self.audit.record(owner, "profile.deleted", profile_id)
+
+    async def expire_enrolment_audio(self, older_than_s: float) -> int:
+        """Delete the enrolment recording of every profile enrolled more than `older_than_s` ago (and any recording
+        whose profile is gone); the embedding and voice statistics stay, so the profile keeps working."""
+        cutoff, expired = time.time() - older_than_s, 0
+        for key in await self.blobs.keys("profiles/"):
+            parts = key.split("/")
+            if len(parts) != 3 or parts[2] != SOURCE_BLOB:
+                continue
+            document = await self.store.get(PROFILES, parts[1])
+            if document is not None and document["created_at"] > cutoff:
+                continue
+            await self.blobs.delete_prefix(key)
+            expired += 1
+            if document is not None:
+                profile = from_document(VoiceProfile, document)
+                without_audio = dataclasses.replace(profile, has_source_audio=False)
+                await self.store.put(PROFILES, profile.id, to_document(without_audio), owner=profile.owner)
+                await self.audit.record(profile.owner, "profile.audio_expired", profile.id, actor=SYSTEM,
+                                        retention_days=round(older_than_s / 86_400, 2))
+        return expired
 
     async def embedding(self, owner: str, profile_id: str) -> np.ndarray:
         await self.get(owner, profile_id)

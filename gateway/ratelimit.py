@@ -9,6 +9,7 @@ buckets suit one process; with several gateway replicas use Redis so they share 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import threading
 import time
 from collections import Counter
@@ -17,6 +18,16 @@ from typing import Protocol, runtime_checkable
 
 from gateway.settings import Settings
 from univoice_core.errors import RateLimited, UniVoiceError
+
+
+def address_key(host: str) -> str:
+    """A client address as a limit's key: an IPv6 client is its /64 (one host holds a whole /64). Behind a proxy,
+    uvicorn takes the address from X-Forwarded-For only for FORWARDED_ALLOW_IPS (see the README)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return str(ipaddress.ip_network(f"{host}/64", strict=False)) if address.version == 6 else host
 
 
 class ConcurrencyLimit:

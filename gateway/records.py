@@ -105,14 +105,26 @@ class VoiceProfile:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """Who did what with a voice profile; kept after the profile is deleted (consent included)."""
+    """Who did what to which account, credential or voice profile, from where, and how it ended. Kept after what
+    it names is deleted (an enrolment's consent included); appended, never changed."""
 
     id: str
     at: float
-    owner: str  # the profile's owner: only owners can use their profiles
-    action: Literal["profile.enrolled", "profile.used", "profile.compared", "profile.deleted", "account.deleted"]
-    profile_id: str
+    owner: str  # whose trail it is: the account acted on (SYSTEM for actions on the whole gateway)
+    actor: str  # who acted: an account id, or "cli" for an administrator at the command line
+    action: str  # one of AUDIT_ACTIONS
+    resource_id: str  # the profile, API key, account or session; "-" for none
+    result: Literal["ok", "denied"]
+    address: str  # the client's address; "-" outside a request
+    correlation_id: str
     details: dict
+
+
+AUDIT_ACTIONS = (
+    "account.created", "account.deleted", "auth.signed_in", "auth.sign_in_refused", "auth.signed_out",
+    "auth.refresh_token_reused", "api_key.created", "api_key.deleted", "profile.enrolled", "profile.used",
+    "profile.compared", "profile.deleted", "profile.audio_expired", "admin.keys_rotated", "admin.retention_applied",
+)
 
 
 def to_document(record) -> dict:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from gateway.records import SessionState
+from gateway.records import AUDIT_ACTIONS, SessionState
 from gateway.security import MIN_PASSWORD_CHARS
 
 # ISO 639-1 codes the pipeline knows how to name; phonemisation and STT support is checked later.
@@ -175,9 +175,12 @@ class ProfileOut(_FromRecord):
 class AuditEntryOut(_FromRecord):
     id: str
     at: Timestamp
-    action: str = Field(examples=["profile.enrolled"], description="profile.enrolled (with its consent), "
-                        "profile.used (a stream spoke with it), profile.compared or profile.deleted")
-    profile_id: str
+    actor: str = Field(description="who acted: this account's id, or `cli` for an administrator at the console")
+    action: str = Field(examples=["profile.enrolled"], description="one of: " + ", ".join(AUDIT_ACTIONS))
+    resource_id: str = Field(description="the voice profile, API key, account or session acted on (`-`: none)")
+    result: Literal["ok", "denied"]
+    address: str = Field(description="the client's address")
+    correlation_id: str = Field(description="the request's X-Correlation-ID (a stream's: its session id)")
     details: dict
 
 

@@ -9,7 +9,6 @@ documents every field.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import secrets
@@ -104,9 +103,13 @@ class Settings(BaseSettings):
     auth_mode: Literal["local", "jwks"] = "local"
     # HS256 key for our own tokens. Unset: one is generated once and kept in <state_dir>/jwt_secret.
     jwt_secret: SecretStr | None = None
-    # AES-256-GCM key for blobs at rest (embeddings, voice statistics, enrolment audio), base64 of 32 bytes.
-    # Unset: one is generated once and kept in <state_dir>/blob_key (0600). Losing it loses every profile.
+    # Blobs at rest (embeddings, voice statistics, enrolment audio) are envelope-encrypted: each has its own
+    # AES-256-GCM data key, wrapped by a master key. The master keys: base64 AES-256 keys, one per line, the first
+    # wrapping new data keys and the rest retired (still unwrapping until `univoice admin rotate-keys`). Unset: one
+    # is generated once and kept in <state_dir>/blob_key (0600). Losing it loses every profile.
     blob_key: SecretStr | None = None
+    # Set: AWS KMS wraps the data keys with this key (id, ARN or alias) instead, and blob_key is not used.
+    blob_kms_key_id: str | None = None
     # Read blobs written before encryption (plaintext) as they are. Off: such a blob is refused, so a plaintext
     # blob slipped into the store is never taken for a profile's; on only while migrating an old data directory.
     allow_plaintext_blobs: bool = False
@@ -125,7 +128,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     enrol_min_speech_s: float = 3.0
     enrol_max_speech_s: float = 60.0
-    keep_enrolment_audio: bool = True
+    keep_enrolment_audio: bool = True  # false: an enrolment's recording is never stored (only what it measured)
+    # Enrolment recordings older than this are deleted, at start-up and by `univoice admin apply-retention`.
+    enrolment_audio_retention_days: float | None = Field(default=None, gt=0)
     rate_limit_per_minute: float = 600.0  # each account's requests, whichever credential they come with
     rate_limit_burst: int = 100
     # Password guesses and sign-ups: per client address, and (logins) per account as well.
@@ -221,17 +226,14 @@ class Settings(BaseSettings):
             return self.jwt_secret.get_secret_value()
         return _secret_file(self.state_dir / "jwt_secret", lambda: secrets.token_urlsafe(48))
 
-    def blob_encryption_key(self) -> bytes:
-        """The AES-256 key for blobs at rest: configured (base64), or generated once per state directory."""
-        text = (self.blob_key.get_secret_value() if self.blob_key is not None else
-                _secret_file(self.state_dir / "blob_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()))
-        try:
-            key = base64.b64decode(text, validate=True)
-        except binascii.Error:
-            key = b""
-        if len(key) != 32:
-            raise ValueError("UNIVOICE_BLOB_KEY must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)")
-        return key
+    def blob_key_file(self) -> Path:
+        return self.state_dir / "blob_key"
+
+    def blob_master_keys(self) -> str:
+        """The AES master keys' text: configured, or generated once per state directory."""
+        if self.blob_key is not None:
+            return self.blob_key.get_secret_value()
+        return _secret_file(self.blob_key_file(), lambda: base64.b64encode(secrets.token_bytes(32)).decode())
 
 
 def _secret_file(path: Path, make: Callable[[], str]) -> str:

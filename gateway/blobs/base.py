@@ -12,6 +12,9 @@ class BlobStore(Protocol):
     async def get(self, key: str) -> bytes:
         """Raises KeyError when the key does not exist."""
 
+    async def keys(self, prefix: str = "") -> list[str]:
+        """The key of every blob whose key starts with `prefix` (for key rotation and retention)."""
+
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every blob whose key starts with `prefix`; returns how many were deleted."""
 

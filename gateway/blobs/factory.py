@@ -8,13 +8,22 @@ import asyncio
 
 from gateway.blobs.base import BlobStore
 from gateway.blobs.encrypted import EncryptedBlobStore
+from gateway.blobs.master_keys import AesKeyring, KmsMasterKey, MasterKey, parse_keys
 from gateway.settings import Settings
 
 
-async def make_blob_store(settings: Settings) -> BlobStore:
-    """The backend, wrapped in AES-256-GCM (`EncryptedBlobStore`) with the gateway's blob key."""
-    return EncryptedBlobStore(await _backend(settings), settings.blob_encryption_key(),
+async def make_blob_store(settings: Settings) -> EncryptedBlobStore:
+    """The backend, envelope-encrypted (`EncryptedBlobStore`) under the gateway's master key."""
+    return EncryptedBlobStore(await _backend(settings), await master_key(settings),
                               allow_plaintext=settings.allow_plaintext_blobs)
+
+
+async def master_key(settings: Settings) -> MasterKey:
+    if settings.blob_kms_key_id:
+        return await asyncio.to_thread(KmsMasterKey, settings.blob_kms_key_id, settings.aws_region,
+                                       settings.aws_endpoint_url)
+    source = "UNIVOICE_BLOB_KEY" if settings.blob_key is not None else str(settings.blob_key_file())
+    return AesKeyring(parse_keys(settings.blob_master_keys(), source), source)
 
 
 async def _backend(settings: Settings) -> BlobStore:

@@ -43,6 +43,20 @@ class LocalBlobStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyError(key) from None
 
+    async def keys(self, prefix: str = "") -> list[str]:
+        base = self.root.joinpath(*_parts(prefix, partial_last=True)[:-1]) if prefix else self.root
+
+        def walk() -> list[str]:
+            found = []
+            for dirpath, _, filenames in os.walk(base):
+                for name in filenames:
+                    key = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                    if key.startswith(prefix) and not name.startswith("."):
+                        found.append(key)
+            return sorted(found)
+
+        return await asyncio.to_thread(walk)
+
     async def delete_prefix(self, prefix: str) -> int:
         base = self.root.joinpath(*_parts(prefix, partial_last=True)[:-1])
 

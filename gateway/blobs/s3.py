@@ -52,6 +52,15 @@ class S3BlobStore:
 
         return await asyncio.to_thread(read)
 
+    async def keys(self, prefix: str = "") -> list[str]:
+        def walk() -> list[str]:
+            return [obj["Key"].removeprefix(self.prefix)
+                    for page in self._client.get_paginator("list_objects_v2").paginate(
+                        Bucket=self.bucket, Prefix=self.prefix + prefix)
+                    for obj in page.get("Contents", [])]
+
+        return await asyncio.to_thread(walk)
+
     async def delete_prefix(self, prefix: str) -> int:
         def remove() -> int:
             deleted = 0

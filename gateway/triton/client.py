@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcaio
-from tritonclient.grpc import InferInput
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, InferInput, KeepAliveOptions
 from tritonclient.utils import InferenceServerException
 
 from export.llm_backend import END_OF_TEXT
@@ -17,12 +17,32 @@ from gateway.observability import TRITON_LATENCY
 from univoice_core import kokoro, served
 from univoice_core.errors import InvalidAudio, Unavailable, UniVoiceError
 
+# gRPC waits longer and longer between reconnection attempts to a server that is down (up to 2 minutes): a
+# gateway would go on answering `triton_unavailable` long after Triton came back. Attempts to a Triton beside the
+# gateway are cheap, so they are capped at 2 s.
+RECONNECT_BACKOFF_MAX_MS = 2000
+
+
+def _channel_options() -> list[tuple[str, int]]:
+    """tritonclient's own defaults (message sizes, keep-alive) plus the reconnection cap."""
+    keepalive = KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+    ]
+
 
 class TritonClient:
     def __init__(self, grpc_url: str, timeout_s: float = 30.0):
         self.url = grpc_url
         self.timeout_s = timeout_s
-        self._client = grpcaio.InferenceServerClient(grpc_url)
+        self._client = grpcaio.InferenceServerClient(grpc_url, channel_args=_channel_options())
 
     async def embed(self, samples16k: np.ndarray) -> np.ndarray:
         """One 16 kHz mono utterance -> its L2-normalised 256-d speaker embedding."""

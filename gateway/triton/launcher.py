@@ -69,7 +69,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec. Linux sends the death signal when the *thread* that started the
+    server ends, not only the process: start a server from a thread that outlives it (the main one)."""
     os.setsid()
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from gateway.accounts import IssuedTokens
 from gateway.api.deps import Services, principal, services
 from gateway.erasure import erase_account
+from gateway.ratelimit import address_key
 from gateway.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -27,14 +26,7 @@ router = APIRouter(prefix="/v1", tags=["auth"])
 
 
 def _address(request: Request) -> str:
-    """The client's address as a rate-limit key: an IPv6 client is its /64 (one host holds a whole /64). Behind
-    a proxy, uvicorn takes it from X-Forwarded-For only for FORWARDED_ALLOW_IPS (see the README)."""
-    host = request.client.host if request.client else "-"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    return str(ipaddress.ip_network(f"{host}/64", strict=False)) if address.version == 6 else host
+    return address_key(request.client.host if request.client else "-")
 
 
 def _pair(tokens: IssuedTokens) -> TokenPair:
@@ -60,8 +52,7 @@ async def token(request: Request, form: OAuth2PasswordRequestForm = Depends(),
     await svc.auth_limiter.acquire(f"login:address:{address}")
     await svc.auth_limiter.acquire(f"login:account:{account}:address:{address}")
     await svc.auth_limiter.acquire(f"login:account:{account}", cost=0.1)
-    user = await svc.accounts.authenticate(form.username, form.password)
-    return _pair(await svc.accounts.issue(user, form.scopes or None))
+    return _pair(await svc.accounts.sign_in(form.username, form.password, form.scopes or None))
 
 
 @router.post("/auth/refresh", response_model=TokenPair, summary="Trade a refresh token for new tokens (rotation)")

@@ -35,11 +35,11 @@ from gateway.api.stream_protocol import (
     stopped_message,
 )
 from gateway.audio import pcm16_to_float
-from gateway.observability import ACTIVE_SESSIONS, correlation_id, log_event
+from gateway.observability import ACTIVE_SESSIONS, client_address, correlation_id, log_event
 from gateway.pipeline.events import PipelineEvent
 from gateway.pipeline.factory import StreamRequest, start_live_translation
 from gateway.pipeline.live import LiveTranslation
-from gateway.ratelimit import ConcurrencyLimit
+from gateway.ratelimit import ConcurrencyLimit, address_key
 from gateway.security import SCOPE_STREAM, Principal
 from univoice_core.audio import OUTPUT_RATE
 from univoice_core.errors import (
@@ -71,12 +71,14 @@ class CloseStream(Exception):
 async def stream(websocket: WebSocket, session_id: str) -> None:
     await websocket.accept()
     token = correlation_id.set(f"{session_id}")
+    address = client_address.set(websocket.client.host if websocket.client else "-")
     connection = StreamConnection(websocket, websocket.app.state.services, session_id)
     ACTIVE_SESSIONS.inc()
     try:
         await connection.run()
     finally:
         ACTIVE_SESSIONS.dec()
+        client_address.reset(address)
         correlation_id.reset(token)
 
 
@@ -92,7 +94,7 @@ class StreamConnection:
         self.started = time.monotonic()
         self.received_seconds = 0.0
         self.credential: tuple[str | None, str | None] = (None, None)  # (bearer token, API key) last accepted
-        self.address = websocket.client.host if websocket.client else "-"
+        self.address = address_key(websocket.client.host if websocket.client else "-")
         self.admitted = contextlib.ExitStack()  # the admission slots this connection holds
         self.stopping = False
 

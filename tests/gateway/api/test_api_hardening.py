@@ -6,15 +6,18 @@ from __future__ import annotations
 import datetime
 import functools
 import http.client
+import io
 import ipaddress
 import re
 import ssl
 import time
 from pathlib import Path
 
+import boto3
 import httpx
 import numpy as np
 import pytest
+import soundfile
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -105,11 +108,68 @@ def test_every_use_of_a_voice_profile_is_in_its_owners_audit_trail_and_outlives_
     assert api.post(f"/v1/profiles/{pid}/compare", headers=bearer(tokens),
                     files={"file": ("b.flac", flac(utterances[0][1]))}).status_code == 200
     assert api.delete(f"/v1/profiles/{pid}", headers=bearer(tokens)).status_code == 204
-    trail = api.get("/v1/audit", headers=bearer(tokens)).json()
-    assert [(e["action"], e["profile_id"]) for e in trail] == [
+    trail = [e for e in api.get("/v1/audit", headers=bearer(tokens)).json() if e["action"].startswith("profile.")]
+    assert [(e["action"], e["resource_id"]) for e in trail] == [
         ("profile.enrolled", pid), ("profile.compared", pid), ("profile.deleted", pid)]
     assert trail[0]["details"]["consent"] is True and trail[1]["details"]["score"] > 0.8
-    assert api.get("/v1/audit", headers=bearer(signup_and_login(api, "stranger"))).json() == []
+    stranger = api.get("/v1/audit", headers=bearer(signup_and_login(api, "stranger"))).json()
+    assert {e["action"] for e in stranger} == {"account.created", "auth.signed_in"}
+
+
+def test_sign_ins_refusals_sign_outs_and_api_keys_are_audited_with_address_and_correlation_id(api):
+    tokens = signup_and_login(api, "watched")
+    refused = api.post("/v1/auth/token", data={"username": "watched", "password": "not the password"})
+    assert refused.status_code == 401
+    created = api.post("/v1/api-keys", headers=bearer(tokens), json={"name": "ci"})
+    key_id = created.json()["id"]
+    assert api.delete(f"/v1/api-keys/{key_id}", headers=bearer(tokens)).status_code == 204
+    api.post("/v1/auth/token", data={"username": "nobody-here", "password": PASSWORD})  # no trail to go to
+
+    trail = api.get("/v1/audit", headers=bearer(tokens)).json()
+    user_id = trail[0]["resource_id"]
+    assert [(e["action"], e["result"]) for e in trail] == [
+        ("account.created", "ok"), ("auth.signed_in", "ok"), ("auth.sign_in_refused", "denied"),
+        ("api_key.created", "ok"), ("api_key.deleted", "ok")]
+    assert all(e["actor"] == user_id and e["address"] == "testclient" for e in trail)
+    assert trail[2]["correlation_id"] == refused.headers["X-Correlation-ID"]
+    assert trail[3]["resource_id"] == trail[4]["resource_id"] == key_id
+    assert trail[3]["details"] == {"name": "ci", "scopes": created.json()["scopes"]}
+    assert api.post("/v1/auth/logout", headers=bearer(tokens)).status_code == 204
+    again = api.post("/v1/auth/token", data={"username": "watched", "password": PASSWORD}).json()
+    assert [e["action"] for e in api.get("/v1/audit", headers=bearer(again)).json()][-2:] == [
+        "auth.signed_out", "auth.signed_in"]
+
+
+def assert_no_plaintext(stored: dict[str, bytes], embedding: np.ndarray) -> None:
+    """Nothing stored holds the embedding's bytes (any 32 of them) or decodes as audio."""
+    raw = np.asarray(embedding, np.float32).tobytes()
+    for name, data in stored.items():
+        assert not any(raw[i: i + 32] in data for i in range(0, len(raw) - 32, 32)), name
+        with pytest.raises(soundfile.LibsndfileError):
+            soundfile.read(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_after_enrolment_no_stored_file_holds_the_embedding_or_audio(gateway_settings, utterances, backend,
+                                                                      request):
+    settings = gateway_settings
+    if backend == "s3":
+        settings = settings.model_copy(update={"blob_backend": "s3", "s3_bucket": "univoice-plaintext-check",
+                                               "aws_endpoint_url": request.getfixturevalue("moto_server")})
+    with make_client(settings) as api:
+        tokens = signup_and_login(api, "private")
+        pid = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("a.flac", flac(utterances[0][1]))},
+                       data={"name": "me", "consent": "true"}).json()["id"]
+        owner = api.get("/v1/auth/me", headers=bearer(tokens)).json()["id"]
+        embedding = api.portal.call(api.app.state.services.profiles.embedding, owner, pid)
+    stored = {str(p): p.read_bytes() for p in settings.state_dir.rglob("*") if p.is_file()}
+    if backend == "s3":
+        s3 = boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+        objects = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=f"profiles/{pid}/")["Contents"]
+        assert len(objects) == 3
+        stored |= {o["Key"]: s3.get_object(Bucket=settings.s3_bucket, Key=o["Key"])["Body"].read() for o in objects}
+    assert any(f"profiles/{pid}/source.flac" in name for name in stored)
+    assert_no_plaintext(stored, embedding)
 
 
 def test_responses_carry_security_headers_and_do_not_name_the_server(live_gateway):

@@ -4,6 +4,7 @@ utterance is translated once Triton is back. Uses a private Triton so the shared
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -58,11 +59,34 @@ def test_triton_outage_fails_one_utterance_and_the_stream_recovers(gateway_setti
             assert error["type"] == "error", [e["type"] for e in events]
             assert error["code"] in ("triton_unavailable", "inference_failed") and error["utterance_id"]
 
-            triton = TritonServer(repository=repository, **ports).start()
-            triton.load(SERVED_MODELS)
-            deadline = time.monotonic() + 60
-            while httpx.get(f"{base}/readyz").status_code != 200:  # the gateway reconnects to Triton
-                assert time.monotonic() < deadline, "the gateway never saw Triton again"
+            # While Triton is down the stream keeps answering. Reading also answers the server's keep-alive
+            # pings, as a browser would: a silent client is dropped after ~40 s. (Triton is restarted here, not
+            # in the helper thread: the launcher makes Triton die with the thread that started it.)
+            restarted, pongs, failures = threading.Event(), [], []
+
+            def ping_until_restarted():
+                try:
+                    while not restarted.wait(timeout=1):
+                        ws.send(json.dumps({"type": "ping", "id": f"during-outage-{len(pongs)}"}))
+                        pongs.append(events_until(ws, lambda e: e["type"] == "pong", timeout_s=30)[-1])
+                except Exception as error:  # reported below, in the test's own thread
+                    failures.append(error)
+
+            pinger = threading.Thread(target=ping_until_restarted)
+            pinger.start()
+            try:
+                triton = TritonServer(repository=repository, **ports).start()
+                triton.load(SERVED_MODELS)
+            finally:
+                restarted.set()
+                pinger.join()
+            assert not failures, failures
+            assert pongs and all(p["type"] == "pong" for p in pongs)
+            deadline = time.monotonic() + 30  # reconnection attempts are at most 2 s apart
+            while (ready := httpx.get(f"{base}/readyz")).status_code != 200:  # the gateway reconnects to Triton
+                assert time.monotonic() < deadline, f"the gateway never saw Triton again: {ready.text}"
+                ws.send(json.dumps({"type": "ping", "id": "waiting"}))
+                events_until(ws, lambda e: e["type"] == "pong", timeout_s=30)
                 time.sleep(1)
 
             ws.send(json.dumps({"type": "ping", "id": "still-there"}))

@@ -6,16 +6,21 @@ S3 cannot run here; moto's server is a local mock of that cloud service's API. E
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import os
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
+from pydantic import SecretStr
 
 from gateway.blobs.base import BlobStore
-from gateway.blobs.encrypted import EncryptedBlobStore
+from gateway.blobs.encrypted import EncryptedBlobStore, Envelope
 from gateway.blobs.factory import make_blob_store
 from gateway.blobs.local import LocalBlobStore
+from gateway.blobs.master_keys import MasterKeyError
 from gateway.blobs.s3 import S3BlobStore
 from gateway.settings import Settings
 
@@ -146,7 +151,7 @@ async def test_local_blobs_are_ciphertext_on_disk_bound_to_their_key(tmp_path: P
     embedding = b"\x93NUMPY speaker embedding of Ada"
     await store.put("profiles/p1/embedding.npy", embedding)
     on_disk = (tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy").read_bytes()
-    assert b"Ada" not in on_disk and on_disk.startswith(b"UVB1")
+    assert b"Ada" not in on_disk and on_disk.startswith(b"UVB2")
     assert await store.get("profiles/p1/embedding.npy") == embedding
     assert (tmp_path / "blob_key").stat().st_mode & 0o777 == 0o600
 
@@ -159,7 +164,7 @@ async def test_local_blobs_are_ciphertext_on_disk_bound_to_their_key(tmp_path: P
     assert await restarted.get("profiles/p1/embedding.npy") == embedding
     other_key = await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs",
                                                state_dir=tmp_path / "elsewhere"))
-    with pytest.raises(ValueError, match="UNIVOICE_BLOB_KEY"):
+    with pytest.raises(MasterKeyError, match=r"encrypted under master key local:\w+, which .*elsewhere.* does not hold"):
         await other_key.get("profiles/p1/embedding.npy")
 
 
@@ -174,6 +179,98 @@ async def test_a_plaintext_blob_is_refused_unless_migrating(tmp_path: Path):
     assert await migrating.get("profiles/old/embedding.npy") == b"plain"
 
 
-def test_a_configured_blob_key_must_be_32_bytes(tmp_path: Path):
-    with pytest.raises(ValueError, match="32 bytes"):
-        Settings(state_dir=tmp_path, blob_key="c2hvcnQ=").blob_encryption_key()
+@pytest.mark.anyio
+async def test_a_configured_blob_key_must_be_32_bytes(tmp_path: Path):
+    with pytest.raises(MasterKeyError, match="32 bytes"):
+        await make_blob_store(Settings(state_dir=tmp_path, blob_backend="local", blob_key="c2hvcnQ="))
+
+
+@pytest.mark.anyio
+async def test_keys_lists_every_blob_under_a_prefix(blobs: BlobStore):
+    for key in ("profiles/a/embedding.npy", "profiles/a/source.flac", "profiles/ab/embedding.npy", "other/x"):
+        await blobs.put(key, b"x")
+    assert await blobs.keys("profiles/a/") == ["profiles/a/embedding.npy", "profiles/a/source.flac"]
+    assert sorted(await blobs.keys("profiles/")) == ["profiles/a/embedding.npy", "profiles/a/source.flac",
+                                                     "profiles/ab/embedding.npy"]
+    assert sorted(await blobs.keys()) == sorted([*await blobs.keys("profiles/"), "other/x"])
+
+
+def _keys(*keys: bytes) -> str:
+    return "\n".join(base64.b64encode(key).decode() for key in keys)
+
+
+@pytest.mark.anyio
+async def test_rotation_rewraps_data_keys_under_the_new_master_key_and_keeps_the_data(tmp_path: Path):
+    old, new = os.urandom(32), os.urandom(32)
+    settings = Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path, blob_key=_keys(old))
+    store = await make_blob_store(settings)
+    await store.put("profiles/p1/embedding.npy", b"Ada's embedding")
+    before = (tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy").read_bytes()
+
+    rotating = await make_blob_store(settings.model_copy(update={"blob_key": SecretStr(_keys(new, old))}))
+    assert await rotating.get("profiles/p1/embedding.npy") == b"Ada's embedding"  # retired keys still unwrap
+    assert await rotating.rewrap("profiles/p1/embedding.npy") == "rewrapped"
+    assert await rotating.rewrap("profiles/p1/embedding.npy") == "current"
+    after = (tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy").read_bytes()
+    assert after[-len(b"Ada's embedding") - 16:] == before[-len(b"Ada's embedding") - 16:]  # data not re-encrypted
+
+    rotated = await make_blob_store(settings.model_copy(update={"blob_key": SecretStr(_keys(new))}))
+    assert await rotated.get("profiles/p1/embedding.npy") == b"Ada's embedding"  # the old key can go
+    with pytest.raises(MasterKeyError, match="does not hold"):
+        await store.get("profiles/p1/embedding.npy")
+
+
+@pytest.mark.anyio
+async def test_an_altered_data_key_is_an_error_not_garbage(tmp_path: Path):
+    store = await make_blob_store(Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path))
+    await store.put("profiles/p1/embedding.npy", b"Ada's embedding")
+    path = tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy"
+    stored = bytearray(path.read_bytes())
+    stored[4 + 2 + 22 + 2 + 14] ^= 1  # a byte of the wrapped data key (after a 22-character key id and the nonce)
+    path.write_bytes(bytes(stored))
+    with pytest.raises(MasterKeyError, match="does not unwrap .* altered"):
+        await store.get("profiles/p1/embedding.npy")
+    path.write_bytes(bytes(stored[:40]))
+    with pytest.raises(MasterKeyError, match="truncated|damaged"):
+        await store.get("profiles/p1/embedding.npy")
+
+
+@pytest.mark.anyio
+async def test_rewrap_encrypts_plaintext_blobs_while_migrating(tmp_path: Path):
+    (tmp_path / "blobs" / "profiles" / "old").mkdir(parents=True)
+    (tmp_path / "blobs" / "profiles" / "old" / "embedding.npy").write_bytes(b"plain")
+    settings = Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path,
+                        allow_plaintext_blobs=True)
+    store = await make_blob_store(settings)
+    assert await store.rewrap("profiles/old/embedding.npy") == "encrypted"
+    assert (tmp_path / "blobs" / "profiles" / "old" / "embedding.npy").read_bytes().startswith(b"UVB2")
+    strict = await make_blob_store(settings.model_copy(update={"allow_plaintext_blobs": False}))
+    assert await strict.get("profiles/old/embedding.npy") == b"plain"
+
+
+@pytest.mark.anyio
+async def test_kms_wraps_the_data_keys_and_rotates_to_another_kms_key(moto_server: str, tmp_path: Path):
+    """KMS cannot run here: moto's server stands in for its API (Encrypt, Decrypt, DescribeKey)."""
+    kms = boto3.client("kms", region_name=REGION, endpoint_url=moto_server)
+    first, second = (kms.create_key()["KeyMetadata"] for _ in range(2))
+    kms.create_alias(AliasName=f"alias/univoice-{uuid.uuid4().hex[:8]}", TargetKeyId=second["KeyId"])
+    settings = Settings(blob_backend="local", blob_dir=tmp_path / "blobs", state_dir=tmp_path,
+                        blob_kms_key_id=first["KeyId"], aws_region=REGION, aws_endpoint_url=moto_server)
+    store = await make_blob_store(settings)
+    await store.put("profiles/p1/embedding.npy", b"Ada's embedding")
+    stored = (tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy").read_bytes()
+    assert first["Arn"].encode() in stored and b"Ada" not in stored
+    assert not (tmp_path / "blob_key").exists()  # no local key is made when KMS holds the master key
+
+    moved = await make_blob_store(settings.model_copy(update={"blob_kms_key_id": second["Arn"]}))
+    assert await moved.rewrap("profiles/p1/embedding.npy") == "rewrapped"
+    assert second["Arn"].encode() in (tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy").read_bytes()
+    assert await (await make_blob_store(settings)).get("profiles/p1/embedding.npy") == b"Ada's embedding"
+
+    path = tmp_path / "blobs" / "profiles" / "p1" / "embedding.npy"
+    envelope = Envelope.parse("profiles/p1/embedding.npy", path.read_bytes())
+    path.write_bytes(dataclasses.replace(envelope, wrapped_key=envelope.wrapped_key[:-1] + b"?").to_bytes())
+    with pytest.raises(MasterKeyError, match="KMS Decrypt"):  # KMS refuses an altered data key
+        await (await make_blob_store(settings)).get("profiles/p1/embedding.npy")
+    with pytest.raises(MasterKeyError, match="cannot be used"):
+        await make_blob_store(settings.model_copy(update={"blob_kms_key_id": "alias/no-such-key"}))
