@@ -17,7 +17,7 @@ APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver doc
 # `make setup` (or a fresh clone on the same machine) installs it in seconds.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
 
-.PHONY: help setup system-packages models export run triton test test-fast bench train-voice eval-voice clean distclean
+.PHONY: help setup system-packages models export run triton test test-fast fuzz soak bench train-voice eval-voice clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ test: models  ## the test suite (starts one real tritonserver for the session)
 
 test-fast: $(VENV)/.installed  ## the tests without Triton, a browser or training, none over ~3 s (< 1 min)
 	$(BIN)/pytest -m "not triton and not slow and not browser and not training"
+
+fuzz: $(VENV)/.installed  ## each parser strangers reach under Atheris for 10 minutes (tests/fuzz/; crashes -> .build/fuzz/)
+	mkdir -p .build/fuzz
+	for target in client_message pcm_frame audio_upload; do \
+	  $(BIN)/python -m tests.fuzz.run $$target -max_total_time=600 -artifact_prefix=.build/fuzz/ || exit 1; done
+
+soak: models  ## Locust at the rated load for 30 minutes: errors, drops, RSS slope, p95 drift -> benchmarks/results/<date>/soak.*
+	$(BIN)/python -m benchmarks.soak --minutes 30
 
 bench: models  ## every benchmark (translation included) + concurrent-conversation load test (~30 min) -> benchmarks/results/<date>/report.md
 	$(BIN)/python -m benchmarks.report

@@ -1,6 +1,6 @@
 """Cheap attacks on the gateway, and what each costs it: `python -m benchmarks.abuse` (issue 12).
 
-The gateway runs in a child process (the same `uvicorn_server` as `univoice serve`) on a private Triton with the
+The gateway runs in a child process (`univoice serve`) on a private Triton with the
 speaker-embedding models, warmed by one stream; this process attacks it. While an attack runs, the child's RSS is sampled every 50 ms
 and `/healthz` is timed every 100 ms by a separate client. One row per attack: `attack`, `rss_increase_mb` (peak
 RSS minus RSS before), `healthz_p99_ms`, and what the gateway answered. Targets: no attack raises RSS by more
@@ -18,8 +18,6 @@ import io
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,9 +34,8 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from gateway.embedded import private_triton
+from gateway.embedded import GatewayProcess, private_triton
 from gateway.settings import get_settings
-from gateway.triton.launcher import free_port
 from univoice_core import served
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,28 +45,6 @@ console = Console()
 
 
 # --- the gateway under attack ----------------------------------------------------------------------
-
-def start_gateway(triton, state_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "UNIVOICE_TRITON_GRPC_PORT": str(triton.grpc_port),
-           "UNIVOICE_TRITON_HTTP_PORT": str(triton.http_port), "UNIVOICE_STATE_DIR": str(state_dir),
-           "UNIVOICE_STORE_BACKEND": "sqlite", "UNIVOICE_BLOB_BACKEND": "local", "UNIVOICE_PRELOAD_VOICES": "false",
-           "UNIVOICE_LOG_LEVEL": "WARNING", "UNIVOICE_TRANSLATION_PROVIDER": "apertium"}
-    code = ("from gateway.server import uvicorn_server; from gateway.settings import get_settings; "
-            f"uvicorn_server('gateway.app:app_from_env', get_settings(), host='127.0.0.1', port={port}, "
-            "factory=True, log_level='warning').run()")
-    child = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1])
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return child, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    child.kill()
-    raise RuntimeError("the gateway did not start; see its output above")
-
 
 class Probe(threading.Thread):
     """RSS of the gateway every 50 ms and the latency of /healthz every 100 ms, until stopped."""
@@ -293,15 +268,19 @@ def main(argv: list[str] | None = None) -> dict:
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="univoice-abuse-") as tmp, \
             private_triton(settings.model_repository, [served.SPEAKER_ENCODER, served.VOICE_EMBEDDING]) as triton:
-        child, base = start_gateway(triton, Path(tmp))
+        gateway = GatewayProcess(Path(tmp) / "state", grpc_port=triton.grpc_port, http_port=triton.http_port,
+                                 store_backend="sqlite", blob_backend="local", preload_voices=False,
+                                 log_level="WARNING", translation_provider="apertium")
+        gateway.start()
+        base = gateway.base
         try:
             attacker = account(base, "attacker")
             account(base, "victim")
             warm_up(base, attacker)
             for name, attack in tqdm(ATTACKS.items(), desc="attacks"):
                 time.sleep(1)  # settle
-                before = psutil.Process(child.pid).memory_info().rss / 2**20
-                probe = Probe(child.pid, base)
+                before = psutil.Process(gateway.pid).memory_info().rss / 2**20
+                probe = Probe(gateway.pid, base)
                 probe.start()
                 started = time.perf_counter()
                 outcome = attack(base, attacker)
@@ -312,8 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "healthz_max_ms": round(measured["healthz_max_ms"], 1), "seconds": round(seconds, 1),
                              "outcome": outcome})
         finally:
-            child.terminate()
-            child.wait(timeout=30)
+            gateway.stop()
     held = all(r["rss_increase_mb"] <= RSS_TARGET_MB and r["healthz_p99_ms"] <= HEALTHZ_TARGET_MS for r in rows)
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "rss_target_mb": RSS_TARGET_MB,
               "healthz_target_ms": HEALTHZ_TARGET_MS, "targets_met": held, "rows": rows,

@@ -48,6 +48,7 @@ PASSWORD = "locust password 123"
 TOKEN_REFRESH_S = 600  # access tokens live 15 min; log in again well before
 FIRST_AUDIO = "end of speech -> first audio"
 UTTERANCE_TOTAL = "utterance total"
+ANSWERED = "answered utterances"
 _FILES = sorted(get_settings().data_dir.glob("*.flac"))
 _NEXT_FILE = itertools.cycle(range(len(_FILES)))  # shared by all users: each utterance is a different one
 
@@ -156,6 +157,13 @@ class ConversationUser(HttpUser):
                 fire(request_type="WS", name=UTTERANCE_TOTAL,
                      response_time=utterance.timings_ms["audio_end_after_end_ms"], response_length=chunks,
                      exception=None, context={"timings_ms": utterance.timings_ms})
+        answered = sum("audio_end_after_end_ms" in u.timings_ms for u in result.utterances)
+        if answered:  # what the session's history must hold (checked by benchmarks.soak)
+            fire(request_type="WS", name=ANSWERED, response_time=0, response_length=answered,
+                 context={"session_id": self.session_id}, exception=None)
+        for warning in result.warnings:
+            fire(request_type="WS", name="warning event", response_time=0, response_length=0,
+                 context={"code": warning.get("code")}, exception=None)
         dropped = dropped_frames(result.sequences)
         if dropped:
             fire(request_type="WS", name="dropped frames", response_time=0, response_length=dropped, context={},
@@ -232,6 +240,8 @@ def run(host: str, users: int, rest_users: int, duration_s: float, spawn_rate: f
     failures: list[str] = []
     user_errors: list[str] = []
     error_codes: Counter = Counter()
+    warning_codes: Counter = Counter()
+    answered: Counter = Counter()  # utterances whose audio ended, per session, from the very start
     dropped = 0
     measuring = {"since": None}
 
@@ -241,10 +251,15 @@ def run(host: str, users: int, rest_users: int, duration_s: float, spawn_rate: f
             failures.append(f"{request_type} {name}: {exception}")
         if name == "error event":
             error_codes[context["code"]] += 1
+        elif name == "warning event":
+            warning_codes[context["code"]] += 1
+        elif name == ANSWERED:
+            answered[context["session_id"]] += response_length
         elif name == "dropped frames":
             dropped += response_length
         elif measuring["since"] is not None and name == FIRST_AUDIO:
-            first_audio.append({"first_audio_ms": response_time, "timings_ms": context["timings_ms"]})
+            first_audio.append({"first_audio_ms": response_time, "timings_ms": context["timings_ms"],
+                                "at_s": time.monotonic() - measuring["since"]})
         elif measuring["since"] is not None and name == UTTERANCE_TOTAL:
             totals.append(response_time)
 
@@ -271,7 +286,7 @@ def run(host: str, users: int, rest_users: int, duration_s: float, spawn_rate: f
         "first_audio_ms": _percentiles([r["first_audio_ms"] for r in first_audio]),
         "utterance_total_ms": _percentiles(totals), "first_audio_rows": first_audio,
         "failures_since_start": failures, "user_errors": user_errors, "error_events": dict(error_codes),
-        "dropped_frames": dropped,
+        "warning_events": dict(warning_codes), "dropped_frames": dropped, "answered_by_session": dict(answered),
     }
 
 

@@ -31,14 +31,15 @@ SLOW_FIXTURES = {
 }
 SLOW = {
     "tests/benchmarks/test_eval_voice.py": "clones speech for every voice and judges it",
-    "tests/benchmarks/test_load_smoke.py": "45 s of Locust traffic, then the streams finish",
+    "tests/benchmarks/test_soak.py": "30 s of Locust traffic against a gateway process, then the streams finish",
     "tests/export/test_export.py::test_build_writes_first_versions_then_is_a_no_op": "exports and gates every model",
     "tests/export/test_publish.py": "each test exports the speaker encoder with its parity gate",
     "tests/export/test_translator_weights.py::test_a_broken_gguf": "hashes the 1.1 GB translator",
     "tests/gateway/api/test_api_fuzz.py": "Schemathesis over the whole API",
     "tests/gateway/api/test_stream.py::test_speak_cli": "a whole translated utterance",
     "tests/gateway/api/test_stream.py::test_streamed_speech_comes_back": "STT, MT, TTS, then Whisper again",
-    "tests/gateway/api/test_stream_triton_outage.py": "starts and stops a second tritonserver",
+    "tests/faults/": "kills and restarts Triton, Redis or the gateway under a live stream",
+    "tests/fuzz/test_fuzz.py::test_a_coverage_guided_run": "5 s of Atheris per target",
     "tests/gateway/api/test_stream_voice_clone.py": "cloned speech, then Whisper",
     "tests/gateway/blobs/test_blob_stores.py::test_s3_delete_prefix_pages": "1,001 objects through moto",
     "tests/gateway/pipeline/test_synthesis.py": "Kokoro and Whisper on real sentences",

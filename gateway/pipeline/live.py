@@ -211,22 +211,22 @@ class LiveTranslation:
                 await self._audio_end(utterance.id, audio)
             raise
         marks["audio_end"] = self.clock()
-        if "first_audio" in marks:
-            await self._audio_end(utterance.id, audio)
-        if audio["dropped"]:
-            await self.emit(events.UtteranceWarning(
-                utterance.id, "audio_dropped", chunks=audio["dropped"],
-                message=f"{audio['dropped']} audio chunk(s) were dropped because the client reads too slowly"))
         timings = self._timings(marks)
-        await self.emit(events.UtteranceMetrics(utterance.id, timings))
         self._context.add(transcript, translation)
-        try:
+        try:  # before audio_end: an utterance the client saw answered is in the history, whatever happens next
             await self.on_utterance(transcript, translation, timings)
         except Exception as error:  # the listener has heard it: not an error of the utterance, a gap in its history
             log_event(log, "utterance not saved", level=logging.ERROR, utterance_id=utterance.id, error=repr(error))
             await self.emit(events.UtteranceWarning(
                 utterance.id, "history_not_saved",
                 "this utterance was translated but could not be saved to the session's history"))
+        if "first_audio" in marks:
+            await self._audio_end(utterance.id, audio)
+        if audio["dropped"]:
+            await self.emit(events.UtteranceWarning(
+                utterance.id, "audio_dropped", chunks=audio["dropped"],
+                message=f"{audio['dropped']} audio chunk(s) were dropped because the client reads too slowly"))
+        await self.emit(events.UtteranceMetrics(utterance.id, timings))
 
     async def _audio_end(self, utterance_id: str, audio: dict) -> None:
         await self.emit(events.AudioEnded(utterance_id, audio["sent"], round(audio["samples"] / OUTPUT_RATE, 3)))

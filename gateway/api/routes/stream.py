@@ -109,12 +109,13 @@ class StreamConnection:
         await self.send_message(error_message(error))
 
     async def send_audio(self, samples: np.ndarray) -> bool:
-        """Audio is what gives way under backpressure: a full outbox drops the chunk."""
+        """Audio is what gives way under backpressure: a full outbox drops the chunk. A dropped chunk still takes
+        its sequence number, so the client sees the gap."""
+        frame, self.sequence = audio_frame(self.sequence, samples), self.sequence + 1
         try:
-            self.outbox.put_nowait(("bytes", audio_frame(self.sequence, samples)))
+            self.outbox.put_nowait(("bytes", frame))
         except asyncio.QueueFull:
             return False
-        self.sequence += 1
         return True
 
     async def _sender(self) -> None:

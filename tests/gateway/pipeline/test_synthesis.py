@@ -15,6 +15,7 @@ import soxr
 from benchmarks.quality import normalise_words, word_error_rate
 from gateway.pipeline.synthesis import KokoroSynthesizer
 from gateway.pipeline.voices import DEFAULT_VOICE, load_presets, nearest_preset, preset_embeddings, preset_scores
+from gateway.settings import get_settings
 from gateway.triton.client import TritonClient
 from univoice_core import whisper
 from univoice_core.librispeech import speaker_genders
@@ -39,15 +40,15 @@ def phonemizer() -> Phonemizer:
 
 
 @pytest.fixture(scope="module")
-def preset_table(triton, presets, phonemizer, pytestconfig, tmp_path_factory) -> dict[str, np.ndarray]:
-    """Five ~12 s syntheses on first use (~25 s on 2 cores), then read from pytest's cache directory."""
-    cache = getattr(pytestconfig, "cache", None)
-    folder = cache.mkdir("univoice-preset-embeddings") if cache else tmp_path_factory.mktemp("presets")
+def preset_table(triton, presets, phonemizer) -> dict[str, np.ndarray]:
+    """Five ~12 s syntheses on first use (~25-90 s on 2 cores), then read from the cache the gateway keeps (and
+    the stream and load tests fill): computed once per machine, not once per test session."""
 
     async def compute():
         client = TritonClient(triton.server.grpc_url, timeout_s=120.0)
         try:
-            return await preset_embeddings(client, presets, Path(folder) / "preset_embeddings.json", phonemizer)
+            return await preset_embeddings(client, presets, get_settings().build_dir / "preset_embeddings.json",
+                                           phonemizer)
         finally:
             await client.close()
 

@@ -8,32 +8,14 @@ import threading
 import time
 
 import httpx
-import numpy as np
 import websocket
 
-from gateway.audio import float_to_pcm16
 from gateway.embedded import copy_repository, gateway_in_thread
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer, free_port
+from tests.faults.support import events_until, send_speech
 from tests.gateway.api.test_stream import login, new_session, next_json
 from univoice_core.served import SERVED_MODELS
-
-
-def send_speech(ws, samples: np.ndarray) -> None:
-    padded = np.concatenate([samples, np.zeros(16_000, np.float32)])  # trailing silence ends the utterance
-    for start in range(0, len(padded), 1600):
-        ws.send_binary(float_to_pcm16(padded[start : start + 1600]))
-
-
-def events_until(ws, predicate, timeout_s: float = 120) -> list[dict]:
-    events, deadline = [], time.monotonic() + timeout_s
-    ws.settimeout(timeout_s)
-    while time.monotonic() < deadline:
-        event = next_json(ws)
-        events.append(event)
-        if predicate(event) or event["type"] == "closed":
-            return events
-    raise AssertionError(f"timed out; got {[e['type'] for e in events]}")
 
 
 def test_triton_outage_fails_one_utterance_and_the_stream_recovers(gateway_settings, utterances, tmp_path):
