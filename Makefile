@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium + chromium-driver: the browser test of the /demo page. docker-compose: validates docker-compose.yml.
 # apertium + apertium-eng-spa: rule-based en<->es translation (a separate GPL program, like espeak-ng), the fast
 # path and the fallback when the LLM's output fails a guard rail.
-APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver docker-compose apertium apertium-eng-spa
+APT_PACKAGES := libpython3.11 espeak-ng libsndfile1 chromium chromium-driver docker-compose apertium apertium-eng-spa redis-server
 # llama-cpp-python (pinned in pyproject.toml) builds from source, ~15 min on 2 cores: portable (AVX2 baseline, not
 # -march=native) and without libcurl (no downloads). pip keeps the wheel it built in its cache, so a re-run of
 # `make setup` (or a fresh clone on the same machine) installs it in seconds.

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from gateway import security
-from gateway.audit import AuditLog
+from gateway.audit import SYSTEM, AuditLog
 from gateway.cpu import PASSWORDS, run_cpu
-from gateway.observability import log_event
 from gateway.records import ApiKey, RefreshToken, User, from_document, to_document
 from gateway.security import Principal, TokenIssuer
 from gateway.stores.base import RecordStore
@@ -22,7 +20,6 @@ REVOKED_BEFORE = "revoked_access_before"
 # A refresh token's record outlives its use (so a replay is recognised); a separate "live" marker is
 # what rotation consumes, atomically, exactly once.
 REFRESH, REFRESH_LIVE = "refresh_tokens", "refresh_live"
-log = logging.getLogger("univoice.accounts")
 
 
 @dataclass(frozen=True)
@@ -56,8 +53,7 @@ class AccountService:
                     scopes=tuple(sorted(set(scopes))), created_at=time.time())
         await self.store.put(USERS, user.id, to_document(user))
         await self.store.put(USERNAMES, key, {"user_id": user.id})
-        await self.audit.record(user.id, "account.created", user.id, actor=actor, username=username,
-                                scopes=list(user.scopes))
+        await self.audit.record(user.id, "account.created", user.id, actor=actor, scopes=list(user.scopes))
         return user
 
     async def user(self, user_id: str) -> User:
@@ -67,16 +63,16 @@ class AccountService:
         return from_document(User, document)
 
     async def sign_in(self, username: str, password: str, scopes: list[str] | None = None) -> IssuedTokens:
-        """Tokens for the account, or `invalid_credentials`; an unknown username costs the same argon2 check as a
-        known one, so the answer's timing does not tell which usernames exist. Audited either way (a refused
-        attempt on an unknown username only in the log: it has no trail to go to)."""
+        """Tokens for the account, or `invalid_credentials`; an unknown username costs the same argon2 check and
+        the same audit write as a known one, so the answer's timing does not tell which usernames exist."""
         entry = await self.store.get(USERNAMES, username.lower())
         document = await self.store.get(USERS, entry["user_id"]) if entry else None
         user = from_document(User, document) if document else None
         stored_hash = user.password_hash if user else security.dummy_password_hash()
         matches = await run_cpu(security.verify_password, password, stored_hash, pool=PASSWORDS)
-        if user is None:
-            log_event(log, "sign-in refused: unknown username", level=logging.WARNING, username=username[:64])
+        if user is None:  # recorded too, under SYSTEM: the same store write as for a known account (timing)
+            await self.audit.record(SYSTEM, "auth.sign_in_refused", "-", actor="-", result="denied",
+                                    reason="unknown username")
         elif not matches:
             await self.audit.record(user.id, "auth.sign_in_refused", user.id, result="denied",
                                     reason="wrong password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -23,7 +24,7 @@ from gateway.api.body_limit import BodyLimit
 from gateway.api.deps import Services
 from gateway.api.errors import error_response, http_headers, http_status
 from gateway.api.routes import auth, demo, health, profiles, sessions, stream
-from gateway.audit import AuditLog
+from gateway.audit import SYSTEM, AuditLog
 from gateway.blobs.factory import make_blob_store
 from gateway.cpu import PASSWORDS, run_cpu
 from gateway.maintenance import apply_retention
@@ -135,21 +136,29 @@ async def build_services(settings: Settings) -> Services:
     )
 
 
+async def _apply_retention(settings: Settings, services: Services) -> None:
+    """At every start: no recording outlives its retention because the gateway was down when it expired."""
+    try:
+        await apply_retention(settings, services.profiles, services.audit, actor=SYSTEM)
+    except Exception:  # a store hiccup must not take the gateway down; the next start or the command retries
+        log.exception("applying the enrolment-audio retention failed; run `univoice admin apply-retention`")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.services = services = await build_services(settings)
-        try:  # before the first request: no recording outlives its retention because the gateway was down
-            await apply_retention(settings, services.profiles, services.audit, actor="gateway")
-        except Exception:  # a store hiccup must not keep the gateway down; the next start or the command retries
-            log.exception("applying the enrolment-audio retention failed; run `univoice admin apply-retention`")
+        # In the background: listing every blob takes a while on S3, and must not hold a replica's start-up.
+        retention = asyncio.create_task(_apply_retention(settings, services))
         if settings.preload_voices:
             app.state.services.speech.warm_up()
         try:
             yield
         finally:
+            retention.cancel()
+            await asyncio.gather(retention, return_exceptions=True)
             await app.state.services.triton.close()
             await app.state.services.store.close()
 

@@ -209,13 +209,16 @@ def _with_services(work):
 
 @admin.command("rotate-keys")
 def rotate_keys(
-    new_key: bool = typer.Option(False, "--new-key", help="First make a new master key in <state_dir>/blob_key "
-                                 "(the old one stays, retired, still unwrapping what it wrapped)."),
+    new_key: bool = typer.Option(False, "--new-key", help="Only make a new master key, first in <state_dir>/blob_key "
+                                 "(the old one stays, retired); restart the gateway, then run rotate-keys."),
 ) -> None:
     """Re-wrap every blob's data key under the current master key: the first key of UNIVOICE_BLOB_KEY (or of
-    <state_dir>/blob_key), or the KMS key UNIVOICE_BLOB_KMS_KEY_ID names. The data itself is not re-encrypted.
-    Blobs written before encryption are encrypted (with UNIVOICE_ALLOW_PLAINTEXT_BLOBS=true). Restart running
-    gateways after a new key so that they wrap with it too."""
+    <state_dir>/blob_key), or the KMS key UNIVOICE_BLOB_KMS_KEY_ID names. The sealed data is not re-encrypted.
+    With UNIVOICE_ALLOW_PLAINTEXT_BLOBS=true, blobs written before encryption are encrypted too.
+
+    The order: give every gateway the new key first (new key on the first line, old ones after; --new-key does
+    that for the key file) and restart them, then run this, and drop the old key only once a run re-wraps
+    nothing."""
     from rich.progress import Progress
 
     from gateway.blobs.master_keys import MasterKeyError
@@ -223,22 +226,26 @@ def rotate_keys(
 
     if new_key:
         try:
-            console.print(f"new master key {add_local_master_key(get_settings())}")
+            key_id = add_local_master_key(get_settings())
         except MasterKeyError as error:
             console.print(f"[red]{error}[/]")
             raise typer.Exit(2) from None
+        console.print(f"new master key {key_id}, first in {get_settings().blob_key_file()}; restart the gateway, "
+                      "then run `univoice admin rotate-keys`")
+        return
 
     async def work(services):
         with Progress(console=console) as progress:
             task = progress.add_task("re-wrapping data keys", total=None)
-            counts = await rotate_blob_keys(services.blobs, services.audit, actor=CLI_ACTOR,
+            counts = await rotate_blob_keys(services.blobs, services.profiles, services.audit, actor=CLI_ACTOR,
                                             on_blob=lambda done, total: progress.update(task, completed=done,
                                                                                         total=total))
         return services.blobs.master_key.key_id, counts
 
     key_id, counts = _with_services(work)
     console.print(f"every blob is under master key {key_id}: {counts['rewrapped']} re-wrapped, "
-                  f"{counts['current']} already current, {counts['encrypted']} encrypted for the first time")
+                  f"{counts['current']} already current, {counts['encrypted']} encrypted for the first time, "
+                  f"{counts['erased']} of deleted profiles erased")
 
 
 @admin.command("apply-retention")

@@ -76,7 +76,8 @@ def gateway_in_thread(settings: Settings, startup_timeout_s: float = 60.0):
 
 class GatewayProcess:
     """`univoice serve` in a process of its own on an existing Triton (the embedded one off), configured through
-    the environment: `settings` are setting names and values (`store_backend="redis"`)."""
+    the environment: `settings` are setting names and values (`store_backend="redis"`). Only those: no UNIVOICE_
+    variable of the caller's and no `.env` (it runs in the state directory's parent) reaches it."""
 
     def __init__(self, state_dir: Path, *, grpc_port: int, http_port: int, log_path: Path | None = None,
                  **settings: object):
@@ -85,8 +86,9 @@ class GatewayProcess:
         self.log_path = log_path or Path(state_dir).parent / f"gateway-{self.port}.log"
         defaults = {"state_dir": state_dir, "host": "127.0.0.1", "port": self.port, "triton_embedded": False,
                     "triton_grpc_port": grpc_port, "triton_http_port": http_port}
-        self.env = {**os.environ, **{f"UNIVOICE_{name.upper()}": str(value).lower() if isinstance(value, bool)
-                                     else str(value) for name, value in {**defaults, **settings}.items()}}
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("UNIVOICE_")}
+        self.env = {**inherited, **{f"UNIVOICE_{name.upper()}": str(value).lower() if isinstance(value, bool)
+                                    else str(value) for name, value in {**defaults, **settings}.items()}}
         self.process: subprocess.Popen | None = None
 
     @property
@@ -98,7 +100,7 @@ class GatewayProcess:
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([str(Path(sys.executable).parent / "univoice"), "serve"], env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.log_path.parent)
         while not self._healthy():
             if time.monotonic() - started > timeout_s:
                 self.kill()

@@ -32,17 +32,31 @@ def add_local_master_key(settings: Settings) -> str:
     return local_key_id(parse_keys(new, str(path))[0])
 
 
-async def rotate_blob_keys(blobs: EncryptedBlobStore, audit: AuditLog, *, actor: str,
+async def rotate_blob_keys(blobs: EncryptedBlobStore, profiles: ProfileService, audit: AuditLog, *, actor: str,
                            on_blob: Callable[[int, int], None] = lambda done, total: None) -> Counter[str]:
-    """Re-wrap every blob's data key under the current master key: how many were re-wrapped, already current, or
-    encrypted for the first time (plaintext, while migrating). `on_blob(done, total)` reports progress."""
+    """Re-wrap every blob's data key under the current master key: how many were re-wrapped, already current,
+    encrypted for the first time (plaintext, while migrating), or erased (their profile was deleted meanwhile: a
+    re-wrap must not bring a deleted voice back). `on_blob(done, total)` reports progress."""
     keys = await blobs.keys()
     counts: Counter[str] = Counter()
     for done, key in enumerate(keys, 1):
-        counts[await blobs.rewrap(key)] += 1
+        try:
+            outcome = await blobs.rewrap(key)
+        except KeyError:  # deleted since it was listed
+            outcome = "erased"
+        profile_id = profile_of(key)
+        if outcome != "current" and profile_id and not await profiles.exists(profile_id):
+            await blobs.delete_prefix(f"profiles/{profile_id}/")
+            outcome = "erased"
+        counts[outcome] += 1
         on_blob(done, len(keys))
     await audit.record(SYSTEM, "admin.keys_rotated", blobs.master_key.key_id, actor=actor, **counts)
     return counts
+
+
+def profile_of(key: str) -> str:
+    """The profile id of a blob key (`profiles/<id>/<name>`)."""
+    return key.split("/")[1] if key.startswith("profiles/") and key.count("/") >= 2 else ""
 
 
 async def apply_retention(settings: Settings, profiles: ProfileService, audit: AuditLog, *, actor: str) -> int:
@@ -50,7 +64,7 @@ async def apply_retention(settings: Settings, profiles: ProfileService, audit: A
     days = settings.enrolment_audio_retention_days
     if days is None:
         return 0
-    expired = await profiles.expire_enrolment_audio(days * 86_400)
+    expired = await profiles.expire_enrolment_audio(days * 86_400, actor=actor)
     await audit.record(SYSTEM, "admin.retention_applied", "-", actor=actor, retention_days=days,
                        recordings_deleted=expired)
     return expired

@@ -22,9 +22,15 @@ from gateway.stores.base import RecordStore
 from gateway.triton.client import TritonClient
 from univoice_core import served, voice_features
 from univoice_core.audio import MODEL_RATE
-from univoice_core.errors import InvalidAudio, NotFound, RateLimited
+from univoice_core.errors import BadRequest, InvalidAudio, NotFound, RateLimited
 
 PROFILES = "profiles"
+# What a speaker agrees to before enrolling; a change of the text is a new version. Each enrolment's audit event
+# keeps the text and version it was given under (GET /v1/profiles/consent; the demo shows it).
+CONSENT_VERSION = "2026-12-01"
+CONSENT_TEXT = ("I am the speaker in this recording. I agree that UniVoice makes a voice profile of it (a speaker "
+                "embedding and voice statistics), keeps it encrypted until I delete it, and speaks my translations "
+                "in my voice with it.")
 COMPARE_MIN_SPEECH_S = 1.0
 MAX_UPLOAD_SECONDS = 120.0  # twice the most speech an enrolment keeps; bounds decoding (48 kHz mono: 23 MB)
 STATISTICS_BLOB = "voice_statistics.npy"
@@ -49,9 +55,15 @@ class ProfileService:
         decode = functools.partial(audio.decode, max_bytes=self.max_upload_bytes, max_seconds=MAX_UPLOAD_SECONDS)
         return await run_cpu(decode, data, pool=UPLOADS)
 
-    async def enrol(self, owner: str, name: str, data: bytes, consent: bool) -> VoiceProfile:
+    async def enrol(self, owner: str, name: str, data: bytes, consent: bool,
+                    consent_version: str | None = None) -> VoiceProfile:
+        """`consent_version`: the version of the consent text the speaker was shown (the current one if not said)."""
         if not consent:
             raise InvalidAudio("enrolment needs the speaker's consent: send consent=true", code="consent_required")
+        if consent_version not in (None, CONSENT_VERSION):
+            raise BadRequest(f"the consent text changed (version {CONSENT_VERSION}, not {consent_version[:32]}): show "
+                             "the speaker the text of GET /v1/profiles/consent and send its version",
+                             code="consent_outdated")
         clip = await self._decode(data)  # checked at its own rate: resampling would smooth clipped peaks away
         report = await run_cpu(audio.check_enrolment, clip, self.min_speech_s, self.max_speech_s, self.detector,
                                pool=UPLOADS)
@@ -74,6 +86,7 @@ class ProfileService:
         )
         await self.store.put(PROFILES, profile_id, to_document(profile), owner=owner)
         await self.audit.record(owner, "profile.enrolled", profile_id, consent=consent,
+                                consent_version=CONSENT_VERSION, consent_text=CONSENT_TEXT,
                                 speech_seconds=round(report.speech_seconds, 1), source_audio_kept=self.keep_audio)
         return profile
 
@@ -92,25 +105,31 @@ class ProfileService:
         await self.store.delete(PROFILES, profile_id)
         await self.audit.record(owner, "profile.deleted", profile_id)
 
-    async def expire_enrolment_audio(self, older_than_s: float) -> int:
-        """Delete the enrolment recording of every profile enrolled more than `older_than_s` ago (and any recording
-        whose profile is gone); the embedding and voice statistics stay, so the profile keeps working."""
+    async def exists(self, profile_id: str) -> bool:
+        return await self.store.get(PROFILES, profile_id) is not None
+
+    async def expire_enrolment_audio(self, older_than_s: float, *, actor: str = SYSTEM) -> int:
+        """Delete the enrolment recording of every profile enrolled more than `older_than_s` ago; the embedding and
+        voice statistics stay, so the profile keeps working. (A recording without a profile record is one being
+        enrolled, or one a crash left mid-enrolment: not this function's to judge.)"""
         cutoff, expired = time.time() - older_than_s, 0
         for key in await self.blobs.keys("profiles/"):
             parts = key.split("/")
             if len(parts) != 3 or parts[2] != SOURCE_BLOB:
                 continue
             document = await self.store.get(PROFILES, parts[1])
-            if document is not None and document["created_at"] > cutoff:
+            if document is None or document["created_at"] > cutoff:
                 continue
+            profile = from_document(VoiceProfile, document)
             await self.blobs.delete_prefix(key)
             expired += 1
-            if document is not None:
-                profile = from_document(VoiceProfile, document)
-                without_audio = dataclasses.replace(profile, has_source_audio=False)
-                await self.store.put(PROFILES, profile.id, to_document(without_audio), owner=profile.owner)
-                await self.audit.record(profile.owner, "profile.audio_expired", profile.id, actor=SYSTEM,
-                                        retention_days=round(older_than_s / 86_400, 2))
+            without_audio = dataclasses.replace(profile, has_source_audio=False)
+            await self.store.put(PROFILES, profile.id, to_document(without_audio), owner=profile.owner)
+            if not await self.blobs.keys(f"profiles/{profile.id}/"):  # deleted meanwhile: do not bring it back
+                await self.store.delete(PROFILES, profile.id)
+                continue
+            await self.audit.record(profile.owner, "profile.audio_expired", profile.id, actor=actor,
+                                    retention_days=round(older_than_s / 86_400, 2))
         return expired
 
     async def embedding(self, owner: str, profile_id: str) -> np.ndarray:

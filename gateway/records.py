@@ -111,7 +111,7 @@ class AuditEntry:
     id: str
     at: float
     owner: str  # whose trail it is: the account acted on (SYSTEM for actions on the whole gateway)
-    actor: str  # who acted: an account id, or "cli" for an administrator at the command line
+    actor: str  # who acted: an account id, "cli" (an administrator at the console), "system" (the gateway's own jobs)
     action: str  # one of AUDIT_ACTIONS
     resource_id: str  # the profile, API key, account or session; "-" for none
     result: Literal["ok", "denied"]

@@ -175,13 +175,20 @@ class ProfileOut(_FromRecord):
 class AuditEntryOut(_FromRecord):
     id: str
     at: Timestamp
-    actor: str = Field(description="who acted: this account's id, or `cli` for an administrator at the console")
+    actor: str = Field(description="who acted: this account's id, `cli` for an administrator at the console, or "
+                       "`system` for the gateway's own jobs (retention)")
     action: str = Field(examples=["profile.enrolled"], description="one of: " + ", ".join(AUDIT_ACTIONS))
     resource_id: str = Field(description="the voice profile, API key, account or session acted on (`-`: none)")
     result: Literal["ok", "denied"]
     address: str = Field(description="the client's address")
-    correlation_id: str = Field(description="the request's X-Correlation-ID (a stream's: its session id)")
+    correlation_id: str = Field(description="the gateway's id of the request, as in its X-Correlation-ID response "
+                                "header (a stream's: its session id)")
     details: dict
+
+
+class ConsentOut(BaseModel):
+    version: str
+    text: str
 
 
 class CompareResult(BaseModel):

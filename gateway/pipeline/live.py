@@ -39,6 +39,9 @@ from univoice_core.text import ClauseStream
 log = logging.getLogger("univoice.pipeline")
 
 CHUNK_SAMPLES = OUTPUT_RATE // 5  # 200 ms of audio per binary message
+# Saving an utterance holds back its audio_end: a store that hangs (a partitioned Redis) costs that long at most,
+# then the utterance is `history_not_saved`.
+SAVE_TIMEOUT_S = 5.0
 
 
 EmitEvent = Callable[[events.PipelineEvent], Awaitable[None]]
@@ -214,8 +217,9 @@ class LiveTranslation:
         timings = self._timings(marks)
         self._context.add(transcript, translation)
         try:  # before audio_end: an utterance the client saw answered is in the history, whatever happens next
-            await self.on_utterance(transcript, translation, timings)
-        except Exception as error:  # the listener has heard it: not an error of the utterance, a gap in its history
+            async with asyncio.timeout(SAVE_TIMEOUT_S):
+                await self.on_utterance(transcript, translation, timings)
+        except Exception as error:  # (a timeout too) the listener has heard it: not an error, a gap in its history
             log_event(log, "utterance not saved", level=logging.ERROR, utterance_id=utterance.id, error=repr(error))
             await self.emit(events.UtteranceWarning(
                 utterance.id, "history_not_saved",

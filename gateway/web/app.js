@@ -330,6 +330,7 @@ async function enrol() {
   form.append("file", new Blob([encodeWav(samples, STREAM_RATE)], { type: "audio/wav" }), "enrolment.wav");
   form.append("name", name);
   form.append("consent", "true");
+  if (state.consentVersion) form.append("consent_version", state.consentVersion);
   const profile = await api("/v1/profiles", { method: "POST", body: form });
   await loadProfiles(profile.id);
   say(`Voice profile “${profile.name}” enrolled from ${profile.speech_seconds.toFixed(1)} s of speech.`);
@@ -540,8 +541,16 @@ async function loadLanguages() {
   fillTargets("en");
 }
 
+async function loadConsent() {
+  // The text the speaker agrees to, and its version (sent with the enrolment, kept in its audit event).
+  const consent = await (await fetch("/v1/profiles/consent")).json();
+  $("consent-text").textContent = consent.text;
+  state.consentVersion = consent.version;
+}
+
 $("source").addEventListener("change", () => fillTargets());
 loadLanguages();
+loadConsent();
 $("login-form").addEventListener("submit", guarded(logIn));
 $("signup").addEventListener("click", guarded(signUp));
 $("logout").addEventListener("click", guarded(logOut));

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz import targets
 
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = targets.seeds()
 ATHERIS_SECONDS = 5  # per target here; `make fuzz` runs each for 10 minutes
 
@@ -54,6 +56,6 @@ def test_a_coverage_guided_run_finds_no_crash(name, tmp_path):
     pytest.importorskip("atheris")
     run = subprocess.run([sys.executable, "-m", "tests.fuzz.run", name, f"-max_total_time={ATHERIS_SECONDS}",
                           "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/"],
-                         capture_output=True, text=True, timeout=ATHERIS_SECONDS + 120)
+                         capture_output=True, text=True, timeout=ATHERIS_SECONDS + 120, cwd=ROOT)
     crashes = list(tmp_path.glob("crash-*"))
     assert run.returncode == 0 and not crashes, (run.stderr[-4000:], [c.read_bytes()[:200] for c in crashes])

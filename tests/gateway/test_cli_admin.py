@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.settings import get_settings
+from tests.faults.support import wait_until
 from tests.gateway.api_support import PASSWORD, bearer, flac, make_client, signup_and_login
 
 
@@ -67,11 +68,14 @@ def test_rotate_keys_rewraps_every_blob_under_a_new_master_key_and_is_audited(is
     blob = isolated_settings.resolved_blob_dir() / "profiles" / pid / "embedding.npy"
     before = blob.read_bytes()
 
-    result = CliRunner().invoke(app, ["admin", "rotate-keys", "--new-key"])
-    assert result.exit_code == 0, result.output
-    assert "3 re-wrapped, 0 already current" in words(result.output)  # embedding, statistics, enrolment audio
+    made = CliRunner().invoke(app, ["admin", "rotate-keys", "--new-key"])
+    assert made.exit_code == 0 and "restart the gateway" in words(made.output), made.output
     key_file = isolated_settings.blob_key_file()
     assert len(key_file.read_text().split()) == 2 and key_file.stat().st_mode & 0o777 == 0o600
+    assert blob.read_bytes() == before  # a new key wraps nothing until the rotation runs
+    result = CliRunner().invoke(app, ["admin", "rotate-keys"])
+    assert result.exit_code == 0, result.output
+    assert "3 re-wrapped, 0 already current" in words(result.output)  # embedding, statistics, enrolment audio
     assert blob.read_bytes() != before and blob.read_bytes()[-64:] == before[-64:]  # the data is not re-sealed
 
     key_file.write_text(key_file.read_text().split()[0] + "\n")  # the retired key can go now
@@ -105,8 +109,9 @@ def test_retention_deletes_old_enrolment_recordings_at_start_up_and_by_command(i
 
     monkeypatch.setenv("UNIVOICE_ENROLMENT_AUDIO_RETENTION_DAYS", "7")
     get_settings.cache_clear()
-    with make_client(get_settings()) as api:  # applied when the gateway starts
-        assert not (blobs / old / "source.flac").exists() and (blobs / new / "source.flac").exists()
+    with make_client(get_settings()) as api:  # applied when the gateway starts (in the background)
+        wait_until(lambda: not (blobs / old / "source.flac").exists(), 30, "the old recording expiring")
+        assert (blobs / new / "source.flac").exists()
         profiles = {p["id"]: p for p in api.get("/v1/profiles", headers=bearer(tokens)).json()}
         assert not profiles[old]["has_source_audio"] and profiles[new]["has_source_audio"]
         compare = api.post(f"/v1/profiles/{old}/compare", headers=bearer(tokens),
@@ -115,5 +120,6 @@ def test_retention_deletes_old_enrolment_recordings_at_start_up_and_by_command(i
         trail = api.get("/v1/audit", headers=bearer(tokens)).json()
         assert [(e["resource_id"], e["actor"]) for e in trail if e["action"] == "profile.audio_expired"] == [
             (old, "system")]
+        assert api.get(f"/v1/profiles/{old}", headers=bearer(tokens)).json()["has_source_audio"] is False
     result = CliRunner().invoke(app, ["admin", "apply-retention"])
     assert result.exit_code == 0 and "deleted 0 enrolment recording(s) older than 7 days" in words(result.output)

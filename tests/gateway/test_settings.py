@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
 import boto3
 
+from gateway.blobs.master_keys import parse_keys
 from gateway.settings import Settings
 from univoice_core.config import REPO_ROOT
 
@@ -41,7 +43,9 @@ def test_aws_ssm_and_secrets_manager_override_the_environment(monkeypatch, moto_
     ssm.put_parameter(Name="/univoice/test/port", Value="9300", Type="String")
     ssm.put_parameter(Name="/univoice/test/jwt_audience", Value="from-ssm", Type="SecureString")
     secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_server)
-    secrets.create_secret(Name="univoice-test", SecretString=json.dumps({"jwt_secret": "s" * 40, "unknown": 1}))
+    master_keys = f"{base64.b64encode(b'n' * 32).decode()}\n{base64.b64encode(b'o' * 32).decode()}"  # new, retired
+    secrets.create_secret(Name="univoice-test", SecretString=json.dumps({"jwt_secret": "s" * 40, "unknown": 1,
+                                                                         "blob_key": master_keys}))
     monkeypatch.setenv("UNIVOICE_PORT", "9100")
     monkeypatch.setenv("UNIVOICE_AWS_SSM_PREFIX", "/univoice/test")
     monkeypatch.setenv("UNIVOICE_AWS_SECRET_ID", "univoice-test")
@@ -50,3 +54,4 @@ def test_aws_ssm_and_secrets_manager_override_the_environment(monkeypatch, moto_
     assert settings.port == 9300
     assert settings.jwt_audience == "from-ssm"
     assert settings.jwt_secret.get_secret_value() == "s" * 40
+    assert parse_keys(settings.blob_master_keys(), "the secret") == [b"n" * 32, b"o" * 32]  # blobs' master keys

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from gateway.api.deps import Services, principal, require, services
-from gateway.schemas import CompareResult, DisplayName, ProfileOut
+from gateway.profiles import CONSENT_TEXT, CONSENT_VERSION
+from gateway.schemas import CompareResult, ConsentOut, DisplayName, ProfileOut
 from gateway.security import SCOPE_PROFILES_WRITE, Principal
 from univoice_core.errors import BadRequest, PayloadTooLarge
 
@@ -26,7 +27,11 @@ AUDIO_HELP = "WAV, FLAC or OGG at 8-48 kHz, mono or stereo (mixed to mono)"
 
 class EnrolmentForm(BaseModel):
     name: DisplayName = Field(examples=["Ada at the office"])
-    consent: bool = Field(description="The speaker agreed to have their voice profiled", examples=[True])
+    consent: bool = Field(description="The speaker agreed to the consent text (GET /v1/profiles/consent)",
+                          examples=[True])
+    consent_version: str | None = Field(default=None, max_length=32, examples=[CONSENT_VERSION],
+                                        description="The version of the consent text the speaker was shown; an "
+                                                    "outdated one is refused (consent_outdated)")
 
 
 def _multipart(fields: dict) -> dict:
@@ -71,7 +76,13 @@ async def enrol(request: Request, who: Principal = Depends(require(SCOPE_PROFILE
                 svc: Services = Depends(services)) -> ProfileOut:
     with svc.profiles.uploads.hold(who.subject):
         data, form = await _form(request, svc, EnrolmentForm)
-        return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, form.name, data, form.consent))
+        return ProfileOut.model_validate(await svc.profiles.enrol(who.subject, form.name, data, form.consent,
+                                                                  form.consent_version))
+
+
+@router.get("/consent", response_model=ConsentOut, summary="The consent text a speaker agrees to before enrolling")
+async def consent() -> ConsentOut:
+    return ConsentOut(version=CONSENT_VERSION, text=CONSENT_TEXT)
 
 
 @router.get("", response_model=list[ProfileOut], summary="List your voice profiles")

@@ -112,6 +112,12 @@ def test_every_use_of_a_voice_profile_is_in_its_owners_audit_trail_and_outlives_
     assert [(e["action"], e["resource_id"]) for e in trail] == [
         ("profile.enrolled", pid), ("profile.compared", pid), ("profile.deleted", pid)]
     assert trail[0]["details"]["consent"] is True and trail[1]["details"]["score"] > 0.8
+    shown = api.get("/v1/profiles/consent").json()  # what the speaker agreed to, kept with the enrolment
+    assert (trail[0]["details"]["consent_text"], trail[0]["details"]["consent_version"]) == (shown["text"],
+                                                                                             shown["version"])
+    outdated = api.post("/v1/profiles", headers=bearer(tokens), files={"file": ("a.flac", flac(utterances[0][1]))},
+                        data={"name": "me", "consent": "true", "consent_version": "2019-01-01"})
+    assert api_error(outdated, 400) == "consent_outdated"
     stranger = api.get("/v1/audit", headers=bearer(signup_and_login(api, "stranger"))).json()
     assert {e["action"] for e in stranger} == {"account.created", "auth.signed_in"}
 
@@ -123,7 +129,10 @@ def test_sign_ins_refusals_sign_outs_and_api_keys_are_audited_with_address_and_c
     created = api.post("/v1/api-keys", headers=bearer(tokens), json={"name": "ci"})
     key_id = created.json()["id"]
     assert api.delete(f"/v1/api-keys/{key_id}", headers=bearer(tokens)).status_code == 204
-    api.post("/v1/auth/token", data={"username": "nobody-here", "password": PASSWORD})  # no trail to go to
+    api.post("/v1/auth/token", data={"username": "nobody-here", "password": PASSWORD})  # the gateway's own trail
+    gateway_trail = api.portal.call(api.app.state.services.audit.entries, "system")
+    assert [(e.action, e.result, e.details) for e in gateway_trail] == [
+        ("auth.sign_in_refused", "denied", {"reason": "unknown username"})]
 
     trail = api.get("/v1/audit", headers=bearer(tokens)).json()
     user_id = trail[0]["resource_id"]

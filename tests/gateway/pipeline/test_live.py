@@ -12,7 +12,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from gateway.pipeline import events
+from gateway.pipeline import events, live
 from gateway.pipeline.interfaces import SpokenClause, TranslationPiece, Voice
 from gateway.pipeline.live import CHUNK_SAMPLES, LiveSettings, LiveTranslation
 from gateway.pipeline.vad import VadEvent
@@ -350,3 +350,34 @@ async def test_an_answered_utterance_the_store_could_not_save_is_a_warning_and_t
     assert session.of_type(events.UtteranceWarning)[0].utterance_id == session.utterance_ids[0]
     assert not session.of_type(events.UtteranceFailed) and len(session.of_type(events.AudioEnded)) == 2
     assert len(session.persisted) == 1
+
+
+async def test_an_utterance_is_saved_before_its_audio_end_is_sent():
+    """A client that saw `audio_end` finds the utterance in the history, even if the gateway dies right after."""
+    session = Session()
+    order = []
+
+    async def persist(transcript, translation, timings):
+        order.append("saved")
+
+    async def emit(event):
+        order.append(type(event).__name__)
+
+    session.live.on_utterance, session.live.emit = persist, emit
+    await session.utterance(1.0)
+    await session.finish()
+    assert order.index("saved") < order.index("AudioEnded")
+
+
+async def test_a_store_that_hangs_delays_audio_end_by_the_save_timeout_at_most(monkeypatch):
+    monkeypatch.setattr(live, "SAVE_TIMEOUT_S", 0.05)
+    session = Session()
+
+    async def hanging(transcript, translation, timings):
+        await asyncio.Event().wait()
+
+    session.live.on_utterance = hanging
+    await session.utterance(1.0)
+    await session.finish()
+    assert [w.code for w in session.of_type(events.UtteranceWarning)] == ["history_not_saved"]
+    assert len(session.of_type(events.AudioEnded)) == 1
