@@ -75,7 +75,9 @@ class EncryptedBlobStore:
         return Envelope(key_id, wrapped, nonce, AESGCM(data_key).encrypt(nonce, data, key.encode())).to_bytes()
 
     async def get(self, key: str) -> bytes:
-        stored = await self.inner.get(key)
+        return await self._open(key, await self.inner.get(key))
+
+    async def _open(self, key: str, stored: bytes) -> bytes:
         if not stored.startswith(MAGIC):
             if not self.allow_plaintext:
                 raise MasterKeyError(f"blob {key} is not encrypted; refusing it (set "
@@ -105,7 +107,7 @@ class EncryptedBlobStore:
         is encrypted). Re-reading and re-writing only the header keeps the sealed data as it was."""
         stored = await self.inner.get(key)
         if not stored.startswith(MAGIC):
-            await self.put(key, await self.get(key))
+            await self.put(key, await self._open(key, stored))
             return "encrypted"
         envelope = Envelope.parse(key, stored)
         if envelope.key_id == self.master_key.key_id:

@@ -3,16 +3,18 @@ the test's own that can be killed (the gateway's equivalent is `gateway.embedded
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+import websocket
 
 from gateway.audio import float_to_pcm16
 from gateway.triton.launcher import free_port
-from tests.gateway.api.test_stream import next_json
+from tests.gateway.api.test_stream import connect, next_json
 
 
 def send_speech(ws, samples: np.ndarray) -> None:
@@ -32,18 +34,36 @@ def events_until(ws, predicate, timeout_s: float = 120) -> list[dict]:
     raise AssertionError(f"timed out; got {[e['type'] for e in events]}")
 
 
-def answer_all(ws, samples: np.ndarray, timeout_s: float = 120) -> list[dict]:
-    """Speak, and read until every utterance the speech made (speech has pauses) has its `metrics` or `error`."""
-    send_speech(ws, samples)
-    events, deadline = [], time.monotonic() + timeout_s
+def ready_stream(base: str, session_id: str, tokens: dict, **options):
+    """A configured stream of the session (its `ready` seen); `options` go to `websocket.create_connection`."""
+    ws = connect(base, session_id, tokens, **options)
+    ws.send(json.dumps({"type": "config"}))
+    assert next_json(ws)["type"] == "ready"
+    return ws
+
+
+def read_answers(ws, timeout_s: float = 120) -> tuple[list[dict], list[int]]:
+    """The events and the audio frames' sequence numbers until every utterance that started (speech has pauses)
+    has its `metrics` or `error`."""
+    events, frames, deadline = [], [], time.monotonic() + timeout_s
     ws.settimeout(timeout_s)
     while time.monotonic() < deadline:
-        events.append(next_json(ws))
-        types = [e["type"] for e in events]
+        opcode, data = ws.recv_data()
+        if opcode == websocket.ABNF.OPCODE_BINARY:
+            frames.append(int.from_bytes(data[:4], "big"))
+            continue
+        events.append(json.loads(data) if opcode == websocket.ABNF.OPCODE_TEXT else {"type": "closed"})
         started = sum(1 for e in events if e["type"] == "vad" and e["state"] == "start")
-        if types[-1] == "closed" or (started and types.count("metrics") + types.count("error") >= started):
-            return events
+        answered = sum(e["type"] in ("metrics", "error") for e in events)
+        if events[-1]["type"] == "closed" or (started and answered >= started):
+            return events, frames
     raise AssertionError(f"timed out; got {[e['type'] for e in events]}")
+
+
+def answer_all(ws, samples: np.ndarray, timeout_s: float = 120) -> list[dict]:
+    """Speak, and read until every utterance the speech made has its `metrics` or `error`."""
+    send_speech(ws, samples)
+    return read_answers(ws, timeout_s)[0]
 
 
 def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.2) -> float:

@@ -8,12 +8,11 @@ import socket
 import time
 
 import httpx
-import websocket
 
 from gateway.audio import float_to_pcm16
 from gateway.embedded import gateway_in_thread
 from gateway.settings import Settings
-from tests.faults.support import send_speech, wait_until
+from tests.faults.support import read_answers, ready_stream, send_speech, wait_until
 from tests.gateway.api.test_stream import connect, login, new_session, next_json
 
 
@@ -27,9 +26,7 @@ def test_a_client_that_vanishes_mid_utterance_frees_its_stream_for_the_next(gate
     with gateway_in_thread(settings) as (base, _):
         tokens = login(base, "vanisher")
         session_id = new_session(base, tokens)
-        ws = connect(base, session_id, tokens)
-        ws.send(json.dumps({"type": "config"}))
-        assert next_json(ws)["type"] == "ready"
+        ws = ready_stream(base, session_id, tokens)
         for start in range(0, 16_000 * 2, 1600):  # two seconds of speech, then the network is gone
             ws.send_binary(float_to_pcm16(utterances[0][1][start: start + 1600]))
         ws.sock.shutdown(socket.SHUT_RDWR)
@@ -52,11 +49,8 @@ def test_a_client_that_reads_too_slowly_loses_audio_not_the_stream(gateway_setti
     settings = gateway_settings.model_copy(update={"stream_send_queue": 8})
     with gateway_in_thread(settings) as (base, _):
         tokens = login(base, "slowpoke")
-        url = base.replace("http://", "ws://") + f"/v1/sessions/{new_session(base, tokens)}/stream"
-        ws = websocket.create_connection(url, header=[f"Authorization: Bearer {tokens['access_token']}"],
-                                         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)], timeout=60)
-        ws.send(json.dumps({"type": "config"}))
-        assert next_json(ws)["type"] == "ready"
+        ws = ready_stream(base, new_session(base, tokens), tokens,
+                          sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
         send_speech(ws, utterances[0][1][: 16_000 * 8])
         time.sleep(15)  # reads nothing while the answer is spoken
         events, frames = read_answers(ws)
@@ -69,19 +63,3 @@ def test_a_client_that_reads_too_slowly_loses_audio_not_the_stream(gateway_setti
         _, later = read_answers(ws)
         assert later[0] == len(frames) + dropped  # the dropped chunks' sequence numbers were skipped
 
-
-def read_answers(ws) -> tuple[list[dict], list[int]]:
-    """The events and the audio frames' sequence numbers of every utterance the speech made (speech has
-    pauses), up to the last one's metrics."""
-    events, frames = [], []
-    ws.settimeout(60)
-    while True:
-        opcode, data = ws.recv_data()
-        if opcode == websocket.ABNF.OPCODE_BINARY:
-            frames.append(int.from_bytes(data[:4], "big"))
-        elif opcode == websocket.ABNF.OPCODE_TEXT:
-            events.append(json.loads(data))
-            started = sum(1 for e in events if e["type"] == "vad" and e["state"] == "start")
-            if events[-1]["type"] in ("metrics", "error") and \
-                    sum(e["type"] in ("metrics", "error") for e in events) >= started:
-                return events, frames

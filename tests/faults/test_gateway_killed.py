@@ -10,8 +10,8 @@ import pytest
 import websocket
 
 from gateway.embedded import GatewayProcess
-from tests.faults.support import events_until, send_speech
-from tests.gateway.api.test_stream import connect, login, new_session, next_json
+from tests.faults.support import events_until, ready_stream, send_speech
+from tests.gateway.api.test_stream import login, new_session, next_json
 
 
 def answer(ws, samples) -> list[dict]:
@@ -36,9 +36,7 @@ def test_a_killed_gateway_comes_back_and_the_client_resumes_its_session(triton, 
         gateway.start()
         tokens = login(gateway.base, "resumer")
         session_id = new_session(gateway.base, tokens)
-        ws = connect(gateway.base, session_id, tokens)
-        ws.send(json.dumps({"type": "config"}))
-        assert next_json(ws)["type"] == "ready"
+        ws = ready_stream(gateway.base, session_id, tokens)
         seen = answer(ws, utterances[0][1][: 16_000 * 4])
 
         gateway.kill()  # no shutdown of any kind: the process is gone
@@ -50,9 +48,7 @@ def test_a_killed_gateway_comes_back_and_the_client_resumes_its_session(triton, 
         recovery_s = gateway.start()
         print(f"gateway back in {recovery_s:.1f} s")
 
-        ws = connect(gateway.base, session_id, tokens)  # the token and the session survive the crash
-        ws.send(json.dumps({"type": "config"}))
-        assert next_json(ws)["type"] == "ready"
+        ws = ready_stream(gateway.base, session_id, tokens)  # the token and the session survive the crash
         seen += answer(ws, utterances[1][1][: 16_000 * 4])
         ws.send(json.dumps({"type": "stop"}))  # answers what is still being said, then stops
         seen += events_until(ws, lambda e: e["type"] == "stopped")

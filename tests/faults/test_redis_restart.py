@@ -10,8 +10,8 @@ import json
 import httpx
 
 from gateway.embedded import gateway_in_thread
-from tests.faults.support import RedisProcess, answer_all, events_until, wait_until
-from tests.gateway.api.test_stream import connect, login, new_session, next_json
+from tests.faults.support import RedisProcess, answer_all, events_until, ready_stream, wait_until
+from tests.gateway.api.test_stream import login, new_session
 
 
 def test_a_redis_restart_under_a_live_stream_loses_only_the_history_of_what_was_said_meanwhile(
@@ -23,9 +23,7 @@ def test_a_redis_restart_under_a_live_stream_loses_only_the_history_of_what_was_
         with gateway_in_thread(settings) as (base, _):
             tokens = login(base, "through-redis")
             session_id = new_session(base, tokens)
-            ws = connect(base, session_id, tokens)
-            ws.send(json.dumps({"type": "config"}))
-            assert next_json(ws)["type"] == "ready"
+            ws = ready_stream(base, session_id, tokens)
             before = answer_all(ws, utterances[0][1][: 16_000 * 4])
 
             redis.kill()

@@ -8,13 +8,12 @@ import threading
 import time
 
 import httpx
-import websocket
 
 from gateway.embedded import copy_repository, gateway_in_thread
 from gateway.settings import get_settings
 from gateway.triton.launcher import TritonServer, free_port
-from tests.faults.support import events_until, send_speech
-from tests.gateway.api.test_stream import login, new_session, next_json
+from tests.faults.support import events_until, ready_stream, send_speech
+from tests.gateway.api.test_stream import login, new_session
 from univoice_core.served import SERVED_MODELS
 
 
@@ -28,10 +27,7 @@ def test_triton_outage_fails_one_utterance_and_the_stream_recovers(gateway_setti
     try:
         with gateway_in_thread(settings) as (base, _):
             tokens = login(base, "outage")
-            url = base.replace("http://", "ws://") + f"/v1/sessions/{new_session(base, tokens)}/stream"
-            ws = websocket.create_connection(url, header=[f"Authorization: Bearer {tokens['access_token']}"])
-            ws.send(json.dumps({"type": "config"}))
-            assert next_json(ws)["type"] == "ready"
+            ws = ready_stream(base, new_session(base, tokens), tokens)
 
             send_speech(ws, utterances[0][1][: 16_000 * 3])
             events = events_until(ws, lambda e: e["type"] == "vad" and e["state"] == "end")

@@ -11,7 +11,14 @@ import pytest
 import redis.asyncio
 
 from gateway.api.errors import http_headers, http_status
-from gateway.ratelimit import ConcurrencyLimit, InMemoryRateLimiter, RateLimiter, RedisRateLimiter, make_rate_limiter
+from gateway.ratelimit import (
+    ConcurrencyLimit,
+    InMemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    address_key,
+    make_rate_limiter,
+)
 from gateway.settings import Settings
 from univoice_core.errors import RateLimited
 
@@ -183,3 +190,10 @@ def test_a_concurrency_limit_refuses_one_more_per_key_and_gives_slots_back():
             pass
     with limit.hold("u1"), limit.hold("u1"):  # both slots came back
         pass
+
+
+def test_an_ipv6_client_is_keyed_by_its_slash_64_and_an_ipv4_client_by_its_address():
+    """One host holds a whole IPv6 /64: counting each of its addresses apart would let it dodge every limit."""
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("192.0.2.7") == "192.0.2.7" and address_key("testclient") == "testclient"

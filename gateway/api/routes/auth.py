@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from gateway.accounts import IssuedTokens
 from gateway.api.deps import Services, principal, services
 from gateway.erasure import erase_account
+from gateway.observability import client_address
 from gateway.ratelimit import address_key
 from gateway.schemas import (
     ApiKeyCreate,
@@ -25,8 +26,9 @@ from univoice_core.errors import Forbidden
 router = APIRouter(prefix="/v1", tags=["auth"])
 
 
-def _address(request: Request) -> str:
-    return address_key(request.client.host if request.client else "-")
+def _address() -> str:
+    """The requesting client's address (set for each request by the app's middleware) as a limit's key."""
+    return address_key(client_address.get())
 
 
 def _pair(tokens: IssuedTokens) -> TokenPair:
@@ -36,19 +38,19 @@ def _pair(tokens: IssuedTokens) -> TokenPair:
 
 @router.post("/auth/signup", response_model=UserOut, status_code=status.HTTP_201_CREATED,
              summary="Create an account (when sign-up is enabled)")
-async def signup(request: Request, body: SignupRequest, svc: Services = Depends(services)) -> UserOut:
+async def signup(body: SignupRequest, svc: Services = Depends(services)) -> UserOut:
     if not svc.settings.allow_signup:
         raise Forbidden("sign-up is disabled on this gateway; ask an administrator", code="signup_disabled")
-    await svc.auth_limiter.acquire(f"signup:address:{_address(request)}")
+    await svc.auth_limiter.acquire(f"signup:address:{_address()}")
     return UserOut.model_validate(await svc.accounts.create_user(body.username, body.password))
 
 
 @router.post("/auth/token", response_model=TokenPair, summary="OAuth2 password flow: username + password -> tokens")
-async def token(request: Request, form: OAuth2PasswordRequestForm = Depends(),
+async def token(form: OAuth2PasswordRequestForm = Depends(),
                 svc: Services = Depends(services)) -> TokenPair:
     # One address guessing many accounts; one address guessing one account; and many addresses guessing one
     # account, with a ceiling ten times higher, so that a stranger cannot lock the real user out cheaply.
-    address, account = _address(request), form.username.lower()[:64]
+    address, account = _address(), form.username.lower()[:64]
     await svc.auth_limiter.acquire(f"login:address:{address}")
     await svc.auth_limiter.acquire(f"login:account:{account}:address:{address}")
     await svc.auth_limiter.acquire(f"login:account:{account}", cost=0.1)

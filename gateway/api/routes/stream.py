@@ -94,7 +94,7 @@ class StreamConnection:
         self.started = time.monotonic()
         self.received_seconds = 0.0
         self.credential: tuple[str | None, str | None] = (None, None)  # (bearer token, API key) last accepted
-        self.address = address_key(websocket.client.host if websocket.client else "-")
+        self.address = address_key(client_address.get())  # set by `stream` for this connection
         self.admitted = contextlib.ExitStack()  # the admission slots this connection holds
         self.stopping = False
 

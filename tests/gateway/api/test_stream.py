@@ -30,10 +30,11 @@ def new_session(base: str, tokens: dict, **body) -> str:
         return response.json()["id"]
 
 
-def connect(base: str, session_id: str, tokens: dict | None = None):
+def connect(base: str, session_id: str, tokens: dict | None = None, **options):
+    """`options` go to `websocket.create_connection` (socket options, say)."""
     header = [f"Authorization: Bearer {tokens['access_token']}"] if tokens else []
     url = base.replace("http://", "ws://") + f"/v1/sessions/{session_id}/stream"
-    return websocket.create_connection(url, header=header, timeout=60)
+    return websocket.create_connection(url, header=header, **{"timeout": 60, **options})
 
 
 def next_json(ws) -> dict:
