@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import audio, security
 from gateway.accounts import AccountService
+from gateway.allocator import release_free_heap_periodically
 from gateway.api.body_limit import BodyLimit
 from gateway.api.deps import Services
 from gateway.api.errors import error_response, http_headers, http_status
@@ -152,13 +153,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services = await build_services(settings)
         # In the background: listing every blob takes a while on S3, and must not hold a replica's start-up.
         retention = asyncio.create_task(_apply_retention(settings, services))
-        if settings.preload_voices:
-            app.state.services.speech.warm_up()
+        heap = asyncio.create_task(release_free_heap_periodically())
         try:
+            if settings.preload_voices:
+                app.state.services.speech.warm_up()
             yield
         finally:
             retention.cancel()
-            await asyncio.gather(retention, return_exceptions=True)
+            heap.cancel()
+            await asyncio.gather(retention, heap, return_exceptions=True)
             await app.state.services.triton.close()
             await app.state.services.store.close()
 

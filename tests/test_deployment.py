@@ -77,9 +77,13 @@ def test_triton_serves_the_gpu_configs_of_the_served_models_on_a_gpu(services):
     assert "--model-repository=/models" in command
     assert "--model-config-name=gpu" in command
     assert "--model-control-mode=explicit" in command
+    assert "--strict-readiness=false" in command  # a failed publish must not leave the health check failing
     # By name: `--load-model=*` would also try .retired/ and .staging/ as models and fail the start.
     loaded = [arg.split("=", 1)[1] for arg in command if arg.startswith("--load-model=")]
     assert loaded == list(SERVED_MODELS)
+    health = " ".join(triton["healthcheck"]["test"])
+    asked = re.search(r"for m in ([\w ]+); do curl -fsS http://localhost:8000/v2/models/\$\$m/ready", health)
+    assert asked and asked[1].split() == list(SERVED_MODELS), "the health check asks each served model"
     assert "./model_repository:/models:ro" in triton["volumes"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]} in devices

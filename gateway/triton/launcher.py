@@ -110,6 +110,9 @@ class TritonServer:
             f"--model-repository={Path(self.repository).resolve()}",
             f"--backend-directory={prepare_backends()}",
             "--model-control-mode=explicit",
+            # Ready = started (load() waits for each model itself). Not strict: strict readiness stays false after
+            # a failed publish (Triton keeps the retired version's load error), though the previous one serves.
+            "--strict-readiness=false",
             f"--http-address={self.host}",
             f"--grpc-address={self.host}",
             f"--metrics-address={self.host}",

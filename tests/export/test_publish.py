@@ -126,6 +126,8 @@ def test_version_that_fails_on_the_server_is_rolled_back(triton, utterances):
         with pytest.raises(PublishError, match=f"rolled back to v{versions[-1]}"):
             publish(repo, TorchExport(RenamedInputEncoder(), smoke_inputs), client)
         assert ready_versions(client, "speaker_encoder") == [versions[-1]]
+    # Health checks (compose, a load balancer) keep seeing a ready server: the previous version serves.
+    assert client.is_server_ready() and client.is_model_ready("speaker_encoder")
     assert repo.versions("speaker_encoder") == versions
     assert any((repo.root / ".retired" / "speaker_encoder").iterdir())
     assert traffic.failures == []
