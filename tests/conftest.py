@@ -53,6 +53,14 @@ SLOW = {
 }
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Where slow tests are deselected (`make test-fast`), a file or folder SLOW names whole is not even imported."""
+    if "not slow" not in (config.option.markexpr or ""):
+        return None
+    path = collection_path.relative_to(config.rootpath).as_posix() + ("/" if collection_path.is_dir() else "")
+    return True if path.startswith("tests/training/") or path in SLOW else None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         needs = set(item.fixturenames)  # every fixture the test needs, through other fixtures too
