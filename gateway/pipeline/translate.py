@@ -147,8 +147,9 @@ class ApertiumTranslator(WholeTextTranslator):
 
     def _translate(self, text: str) -> str:
         # Apertium's stream format reserves these characters; a NUL would end the request early.
-        # A text that ends in a (escaped) caret hangs Apertium's pipeline, and a caret has no reading: drop it there.
-        words = " ".join(text.replace("\0", "").split()).rstrip("^ ")
+        # An (escaped) caret at the end, or before any character outside the BMP or in a private-use area, hangs
+        # Apertium's pipeline; a caret has no reading: drop every one.
+        words = " ".join(text.replace("\0", "").replace("^", " ").split())
         escaped = "".join("\\" + c if c in _APERTIUM_RESERVED else c for c in words)
         with self._lock:
             for attempt in (1, 2):

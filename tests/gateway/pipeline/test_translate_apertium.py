@@ -49,11 +49,10 @@ async def test_streams_one_piece_from_apertium(es_en):
     assert text == "The house is red." and fallback is None
 
 
-# Derandomized: one random run (2026-12-02) found inputs after which Apertium answered nothing within 10 s, twice,
-# which no replay of the logged inputs reproduced alone; until that is understood, CI tests the same 40 inputs.
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None)
 @given(text=st.text(max_size=200))
 @example(text="perro^")  # a trailing caret hung Apertium (found by this test)
+@example(text="x^ \U0001f600")  # so did a caret before any character outside the BMP (found by this test)
 def test_arbitrary_text_never_breaks_the_pipeline(es_en, text):
     """Apertium's reserved characters (^ $ / [ ] ...), NULs and newlines are escaped or removed: the pipeline stays
     in step (the next request still gets its own answer)."""
