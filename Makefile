@@ -54,7 +54,7 @@ run: models  ## the whole stack on embedded defaults: gateway :8080 + bundled Tr
 test: models  ## the test suite (starts one real tritonserver for the session)
 	$(BIN)/pytest
 
-test-fast: $(VENV)/.installed  ## the tests without Triton, a browser or training, none over ~3 s (< 1 min)
+test-fast: $(VENV)/.installed  ## the tests without Triton, a browser or training, none over ~3 s (~1 min)
 	$(BIN)/pytest -m "not triton and not slow and not browser and not training"
 
 fuzz: $(VENV)/.installed  ## each parser strangers reach under Atheris for 10 minutes (tests/fuzz/; crashes -> .build/fuzz/)
