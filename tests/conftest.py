@@ -55,7 +55,7 @@ SLOW = {
 
 def pytest_ignore_collect(collection_path, config):
     """Where slow tests are deselected (`make test-fast`), a file or folder SLOW names whole is not even imported."""
-    if "not slow" not in (config.option.markexpr or ""):
+    if "not slow" not in (config.option.markexpr or "") or not collection_path.is_relative_to(config.rootpath):
         return None
     path = collection_path.relative_to(config.rootpath).as_posix() + ("/" if collection_path.is_dir() else "")
     return True if path.startswith("tests/training/") or path in SLOW else None

@@ -48,7 +48,7 @@ APERTIUM_PAIRS = ("en-es", "es-en")  # the pairs Debian packages (apertium-eng-s
 _APERTIUM_MODES = {"en": "eng", "es": "spa"}
 APERTIUM_MODES_DIR = Path("/usr/share/apertium/modes")
 APERTIUM_TIMEOUT_S = 10.0
-_APERTIUM_RESERVED = "\\^$/[]{}<>@*#+~"
+_APERTIUM_RESERVED = "\\$/[]{}<>@*#+~"  # and the caret, which _translate drops instead of escaping
 log = logging.getLogger("univoice.translate")
 
 CONVERT_HINT = (
